@@ -1,0 +1,173 @@
+//! The typed payload of every event type, one struct each.
+//!
+//! These structs are the wire layout of schema version 1 of their event type:
+//! bincode is positional, so a field added, removed or reordered here changes
+//! the bytes on the wire. The golden fixtures in `shared/tests/fixtures` fail
+//! when that happens; read "Schema evolution" in `events/mod.rs` first.
+
+use super::ids::{OrderId, ProductId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A product category, as shown in the catalogue ("books", "garden").
+///
+/// Lower-case ASCII letters, digits, `-` and `_`, 1 to 64 characters: it is
+/// used in metric labels and keys, so it must stay small and printable.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Category(String);
+
+/// Why a piece of text is not a category.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("category must be 1-64 characters of a-z, 0-9, '-' or '_', got {0:?}")]
+pub struct InvalidCategory(pub String);
+
+impl Category {
+    pub fn parse(text: &str) -> Result<Self, InvalidCategory> {
+        let text = text.trim();
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(InvalidCategory(text.chars().take(64).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Category({:?})", self.0)
+    }
+}
+
+/// `user.registered`: a new account exists. The user id is in the envelope.
+/// The e-mail address stays in the user service: events carry no more personal
+/// data than consumers need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub name: String,
+}
+
+/// `user.logged_in`: a session token was issued. The user id is in the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLoggedIn {
+    /// When the issued token expires, Unix milliseconds.
+    pub session_expires_at_ms: i64,
+}
+
+/// `product.created`: a product entered the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductCreated {
+    pub product_id: ProductId,
+    pub name: String,
+    pub category: Category,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// `product.updated`: price or stock changed; both carry their new values so a
+/// consumer never needs the previous event to know the current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductUpdated {
+    pub product_id: ProductId,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// `product.viewed`: a signed-in shopper opened a product page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductViewed {
+    pub product_id: ProductId,
+    pub category: Category,
+}
+
+/// `product.searched`: a catalogue search with its text and filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSearched {
+    pub query: String,
+    pub category: Option<Category>,
+    pub result_count: u32,
+}
+
+/// `product.rated`: a shopper gave 1 to 5 stars.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductRated {
+    pub product_id: ProductId,
+    pub category: Category,
+    pub stars: u8,
+}
+
+/// `cart.item_added`: quantity added to the cart, at the price seen then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartItemAdded {
+    pub product_id: ProductId,
+    pub category: Category,
+    pub quantity: u32,
+    pub unit_price_cents: i64,
+}
+
+/// `cart.item_removed`: a product left the cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartItemRemoved {
+    pub product_id: ProductId,
+    pub category: Category,
+}
+
+/// One line of a placed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    pub category: Category,
+    pub quantity: u32,
+    pub unit_price_cents: i64,
+}
+
+/// `order.placed`: a checkout succeeded and stock is reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub order_id: OrderId,
+    pub lines: Vec<OrderLine>,
+    pub total_cents: i64,
+}
+
+/// `order.cancelled`: an order was cancelled and its stock released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub order_id: OrderId,
+    pub lines: Vec<OrderLine>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_accepts_slugs_and_trims() {
+        assert_eq!(
+            Category::parse(" home-garden ").unwrap().as_str(),
+            "home-garden"
+        );
+    }
+
+    #[test]
+    fn category_rejects_empty_upper_case_and_long_text() {
+        assert!(Category::parse("").is_err());
+        assert!(Category::parse("Books").is_err());
+        assert!(Category::parse(&"a".repeat(65)).is_err());
+        assert!(Category::parse("a b").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! shopmesh's common library: the event model and its codec, the subject
+//! hierarchy, the NATS JetStream backbone (publisher, consumer runner, stream
+//! provisioning), telemetry and typed settings. It knows no service.
+//!
+//! With the `testkit` feature it also offers the test harness every crate uses:
+//! a real nats-server per test and fresh databases.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod events;
+pub mod nats;
+pub mod settings;
+pub mod subjects;
+pub mod telemetry;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -1,0 +1,235 @@
+//! NATS message headers: their names, how an event's headers are built, and
+//! W3C trace-context propagation over them.
+//!
+//! async-nats has no OpenTelemetry glue that fits opentelemetry 0.33, so the
+//! [`HeaderInjector`] and [`HeaderExtractor`] here adapt `HeaderMap` to the
+//! globally installed propagator (W3C TraceContext, installed by `telemetry`).
+
+use crate::codec::{self, DecodeError, WireHeaders};
+use crate::events::Event;
+use async_nats::HeaderMap;
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// JetStream's de-duplication key; we set it to the event id.
+pub const MESSAGE_ID: &str = "Nats-Msg-Id";
+/// The event type, `domain.action`.
+pub const EVENT_TYPE: &str = "Shopmesh-Event-Type";
+/// The schema version of the body, a decimal number.
+pub const SCHEMA_VERSION: &str = "Shopmesh-Schema-Version";
+/// The body's encoding, `bincode2`.
+pub const ENCODING: &str = "Shopmesh-Encoding";
+/// W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+/// Dead letters: why, the decoder's message, and where the message came from.
+pub const DEAD_LETTER_REASON: &str = "Shopmesh-Dead-Letter-Reason";
+pub const DEAD_LETTER_ERROR: &str = "Shopmesh-Dead-Letter-Error";
+pub const DEAD_LETTER_SUBJECT: &str = "Shopmesh-Dead-Letter-Subject";
+pub const DEAD_LETTER_SEQUENCE: &str = "Shopmesh-Dead-Letter-Stream-Sequence";
+
+/// Writes propagation fields into a `HeaderMap`.
+pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key, value.as_str());
+    }
+}
+
+/// Reads propagation fields from a `HeaderMap`.
+pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|value| value.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(name, _)| name.as_ref()).collect()
+    }
+}
+
+/// Injects `cx` into `headers` through the global propagator. When `cx` holds no
+/// valid span (telemetry not initialised, or a caller outside any span), a new
+/// root context is minted so that every event is still traceable end to end.
+pub fn inject_context(headers: &mut HeaderMap, cx: &opentelemetry::Context) {
+    let minted;
+    let cx = if cx.span().span_context().is_valid() {
+        cx
+    } else {
+        minted = cx.with_remote_span_context(new_root_span_context());
+        &minted
+    };
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(cx, &mut HeaderInjector(headers))
+    });
+    if headers.get(TRACEPARENT).is_none() {
+        // No propagator installed (the global default is a no-op): write the
+        // W3C header ourselves rather than publish an untraceable event.
+        let sc = cx.span().span_context().clone();
+        headers.insert(TRACEPARENT, format_traceparent(&sc).as_str());
+    }
+}
+
+/// Injects the context of the current `tracing` span.
+pub fn inject_current(headers: &mut HeaderMap) {
+    inject_context(headers, &tracing::Span::current().context());
+}
+
+/// The context carried by `headers` (empty when there is none).
+pub fn extract_context(headers: &HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    })
+}
+
+fn new_root_span_context() -> SpanContext {
+    let id = uuid::Uuid::new_v4().as_u128();
+    SpanContext::new(
+        TraceId::from(id),
+        SpanId::from((id as u64) | 1),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    )
+}
+
+/// `00-<trace id>-<span id>-<flags>`, the W3C traceparent text.
+pub fn format_traceparent(sc: &SpanContext) -> String {
+    format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags().to_u8()
+    )
+}
+
+/// The headers of `event`'s message: id, type, version, encoding and the trace
+/// context `cx` (a new root when `cx` has no span).
+pub fn event_headers(event: &Event, cx: &opentelemetry::Context) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let event_type = event.event_type();
+    headers.insert(MESSAGE_ID, event.meta.event_id.to_string().as_str());
+    headers.insert(EVENT_TYPE, event_type.as_str());
+    headers.insert(
+        SCHEMA_VERSION,
+        event_type.schema_version().to_string().as_str(),
+    );
+    headers.insert(ENCODING, codec::ENCODING);
+    inject_context(&mut headers, cx);
+    headers
+}
+
+/// A header that the decoder needs was missing.
+#[derive(Debug, thiserror::Error)]
+#[error("message has no {0} header")]
+pub struct MissingHeader(pub &'static str);
+
+/// Why a message could not become an [`Event`].
+#[derive(Debug, thiserror::Error)]
+pub enum MessageDecodeError {
+    #[error(transparent)]
+    MissingHeader(#[from] MissingHeader),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl MessageDecodeError {
+    pub fn is_from_newer_producer(&self) -> bool {
+        matches!(self, MessageDecodeError::Decode(e) if e.is_from_newer_producer())
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MessageDecodeError::MissingHeader(_) => "missing_header",
+            MessageDecodeError::Decode(e) => e.reason(),
+        }
+    }
+}
+
+fn required<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, MissingHeader> {
+    headers
+        .get(name)
+        .map(|value| value.as_str())
+        .ok_or(MissingHeader(name))
+}
+
+/// Decodes a message from its headers and payload. Never panics.
+pub fn decode_message(
+    headers: Option<&HeaderMap>,
+    payload: &[u8],
+) -> Result<Event, MessageDecodeError> {
+    let headers = headers.ok_or(MissingHeader(EVENT_TYPE))?;
+    let wire = WireHeaders {
+        encoding: required(headers, ENCODING)?,
+        event_type: required(headers, EVENT_TYPE)?,
+        schema_version: required(headers, SCHEMA_VERSION)?,
+    };
+    Ok(codec::decode(wire, payload)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::*;
+
+    fn event() -> Event {
+        Event::new(
+            EventMeta::new("user", Some(UserId::new_v7())),
+            UserLoggedIn {
+                session_expires_at_ms: 1,
+            },
+        )
+    }
+
+    #[test]
+    fn headers_carry_id_type_version_encoding_and_a_traceparent() {
+        let event = event();
+        let headers = event_headers(&event, &opentelemetry::Context::new());
+        assert_eq!(
+            headers.get(MESSAGE_ID).unwrap().as_str(),
+            event.meta.event_id.to_string()
+        );
+        assert_eq!(headers.get(EVENT_TYPE).unwrap().as_str(), "user.logged_in");
+        assert_eq!(headers.get(SCHEMA_VERSION).unwrap().as_str(), "1");
+        assert_eq!(headers.get(ENCODING).unwrap().as_str(), "bincode2");
+        let traceparent = headers.get(TRACEPARENT).unwrap().as_str();
+        assert_eq!(traceparent.len(), 55, "{traceparent}");
+        assert!(traceparent.starts_with("00-") && traceparent.ends_with("-01"));
+    }
+
+    #[test]
+    fn a_given_context_is_propagated_unchanged() {
+        let sc = SpanContext::new(
+            TraceId::from(0x0af7651916cd43dd8448eb211c80319c_u128),
+            SpanId::from(0xb7ad6b7169203331_u64),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let cx = opentelemetry::Context::new().with_remote_span_context(sc);
+        let headers = event_headers(&event(), &cx);
+        assert_eq!(
+            headers.get(TRACEPARENT).unwrap().as_str(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+    }
+
+    #[test]
+    fn decode_message_reports_the_missing_header() {
+        let err = decode_message(Some(&HeaderMap::new()), b"").unwrap_err();
+        assert_eq!(err.reason(), "missing_header");
+        assert!(err.to_string().contains("Shopmesh-Encoding"), "{err}");
+        assert!(decode_message(None, b"").is_err());
+    }
+
+    #[test]
+    fn decode_message_round_trips() {
+        let event = event();
+        let headers = event_headers(&event, &opentelemetry::Context::new());
+        let body = codec::encode(&event).unwrap();
+        assert_eq!(decode_message(Some(&headers), &body).unwrap(), event);
+    }
+}

@@ -1,0 +1,62 @@
+//! The event backbone over NATS JetStream: connecting (with a server version
+//! check), stream provisioning, the publisher, the consumer runner, and the
+//! message headers they share.
+
+mod connect;
+mod consumer;
+pub mod headers;
+mod provision;
+mod publisher;
+
+pub use connect::{MIN_SERVER_VERSION, ServerVersion, connect, jetstream_context};
+pub use consumer::{
+    ConsumerRunner, ConsumerStats, ConsumerStatsSnapshot, Delivery, EventHandler, HandlerError,
+    consumer_name,
+};
+pub use provision::{
+    ProvisionedStreams, dead_letter_stream_config, events_stream_config, provision_streams,
+};
+pub use publisher::{
+    EventPublisher, OutboundEvent, PendingPublish, PublishError, Published, PublisherStats,
+};
+
+/// What can go wrong setting up or running the backbone (publishing has its
+/// own [`PublishError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BackboneError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error(
+        "NATS server at {url} is version {found}; shopmesh needs nats-server >= {needed} \
+         (JetStream fixes and consumer filter_subjects). Run scripts/ensure-nats.sh or point NATS_URL at a newer server"
+    )]
+    ServerTooOld {
+        url: String,
+        found: String,
+        needed: &'static str,
+    },
+    #[error("cannot provision stream {stream}: {source}")]
+    Provision {
+        stream: String,
+        #[source]
+        source: async_nats::jetstream::context::CreateStreamError,
+    },
+    #[error("stream {stream} is not available: {source}")]
+    StreamUnavailable {
+        stream: String,
+        #[source]
+        source: async_nats::jetstream::context::GetStreamError,
+    },
+    #[error("cannot create consumer {consumer}: {source}")]
+    Consumer {
+        consumer: String,
+        #[source]
+        source: async_nats::jetstream::stream::ConsumerError,
+    },
+    #[error("consumer task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}

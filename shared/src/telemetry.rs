@@ -1,0 +1,258 @@
+//! Telemetry, set up once per binary by [`init`]; libraries only emit through
+//! `tracing`.
+//!
+//! - Logs: `tracing-subscriber` with `RUST_LOG` (default `info`), text or JSON
+//!   lines (`SHOPMESH_LOG_FORMAT=json`).
+//! - Traces: an OpenTelemetry SDK tracer provider always exists, so every span
+//!   has real trace and span ids that travel in NATS headers and HTTP calls.
+//!   Spans are *exported* over OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; `OTEL_EXPORTER_OTLP_PROTOCOL`
+//!   chooses `http/protobuf` (default) or `grpc`.
+//! - The standard variables are honoured: `OTEL_SERVICE_NAME`,
+//!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and `_ARG`.
+//! - The W3C TraceContext propagator is installed globally (the default is a
+//!   no-op that would silently break every trace at the broker).
+//!
+//! Call [`Telemetry::shutdown`] on exit: dropping the provider does not flush.
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::settings::{Env, SettingsError};
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("a global tracing subscriber is already installed: {0}")]
+    AlreadyInstalled(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// Where spans go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpanExport {
+    /// Not exported; ids are still real and propagated.
+    Off,
+    Otlp {
+        endpoint: String,
+        protocol: OtlpProtocol,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    HttpProtobuf,
+    Grpc,
+}
+
+/// Telemetry settings from the standard OpenTelemetry variables.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub service_name: String,
+    pub service_version: String,
+    pub export: SpanExport,
+    pub log_json: bool,
+    pub log_filter: String,
+}
+
+impl TelemetrySettings {
+    /// `default_service_name` applies when `OTEL_SERVICE_NAME` is not set.
+    pub fn from_env(
+        env: &Env,
+        default_service_name: &str,
+        service_version: &str,
+    ) -> Result<Self, SettingsError> {
+        let endpoint = env
+            .get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|| env.get("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let protocol = env.parse_with(
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            OtlpProtocol::HttpProtobuf,
+            "http/protobuf or grpc",
+            |v| match v {
+                "http/protobuf" => Some(OtlpProtocol::HttpProtobuf),
+                "grpc" => Some(OtlpProtocol::Grpc),
+                _ => None,
+            },
+        )?;
+        let log_json =
+            env.parse_with("SHOPMESH_LOG_FORMAT", false, "text or json", |v| match v {
+                "json" => Some(true),
+                "text" => Some(false),
+                _ => None,
+            })?;
+        Ok(Self {
+            service_name: env.string_or("OTEL_SERVICE_NAME", default_service_name),
+            service_version: service_version.to_owned(),
+            export: match endpoint {
+                Some(endpoint) => SpanExport::Otlp {
+                    endpoint: endpoint.to_owned(),
+                    protocol,
+                },
+                None => SpanExport::Off,
+            },
+            log_json,
+            log_filter: env.string_or("RUST_LOG", "info"),
+        })
+    }
+
+    pub const VARIABLES: &'static [&'static str] = &[
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "SHOPMESH_LOG_FORMAT",
+        "RUST_LOG",
+    ];
+}
+
+/// The running telemetry; keep it for the life of the process and call
+/// [`Telemetry::shutdown`] on the way out.
+#[must_use = "keep the guard and call shutdown() on exit, or buffered spans are lost"]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+/// The resource describing this process: the SDK's detectors (which read
+/// `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`) plus our defaults.
+fn resource(settings: &TelemetrySettings) -> Resource {
+    Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .with_attributes([
+            KeyValue::new("service.version", settings.service_version.clone()),
+            KeyValue::new("service.namespace", "shopmesh"),
+        ])
+        .build()
+}
+
+/// Builds the tracer provider. Must run inside a Tokio runtime when exporting
+/// over gRPC (tonic needs one); the HTTP exporter uses its own blocking client.
+pub fn tracer_provider(
+    settings: &TelemetrySettings,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    let builder = SdkTracerProvider::builder().with_resource(resource(settings));
+    let builder = match &settings.export {
+        SpanExport::Off => builder,
+        SpanExport::Otlp { endpoint, protocol } => {
+            let exporter = match protocol {
+                OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_endpoint(http_traces_url(endpoint))
+                    .build()?,
+                OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.clone())
+                    .build()?,
+            };
+            builder.with_batch_exporter(exporter)
+        }
+    };
+    Ok(builder.build())
+}
+
+/// The generic endpoint is a base URL; the HTTP exporter wants the full path.
+fn http_traces_url(endpoint: &str) -> String {
+    if endpoint.ends_with("/v1/traces") {
+        endpoint.to_owned()
+    } else {
+        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+    }
+}
+
+/// Installs logging, tracing and the W3C propagator for this process.
+pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = tracer_provider(settings)?;
+    let tracer = provider.tracer(settings.service_name.clone());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+
+    let filter =
+        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt_layer = if settings.log_json {
+        tracing_subscriber::fmt::layer().json().boxed()
+    } else {
+        tracing_subscriber::fmt::layer().boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()?;
+    Ok(Telemetry { provider })
+}
+
+impl Telemetry {
+    /// Flushes and stops the exporter. Runs on a plain thread: on an actix
+    /// `System` (a single-threaded runtime) a direct shutdown of the gRPC
+    /// exporter deadlocked until its timeout and lost every span.
+    pub fn shutdown(self) {
+        let provider = self.provider;
+        let flushed = std::thread::spawn(move || provider.shutdown()).join();
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("telemetry shutdown: {error}"),
+            Err(_) => eprintln!("telemetry shutdown panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_is_off_without_an_endpoint() {
+        let settings = TelemetrySettings::from_env(&Env::default(), "order", "0.1.0").unwrap();
+        assert_eq!(settings.export, SpanExport::Off);
+        assert_eq!(settings.service_name, "order");
+    }
+
+    #[test]
+    fn standard_variables_are_honoured() {
+        let env = Env::from_pairs([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_SERVICE_NAME", "order-eu"),
+        ]);
+        let settings = TelemetrySettings::from_env(&env, "order", "0.1.0").unwrap();
+        assert_eq!(settings.service_name, "order-eu");
+        assert_eq!(
+            settings.export,
+            SpanExport::Otlp {
+                endpoint: "http://jaeger:4317".into(),
+                protocol: OtlpProtocol::Grpc
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_protocol_names_the_variable() {
+        let env = Env::from_pairs([("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")]);
+        let err = TelemetrySettings::from_env(&env, "order", "0.1.0").unwrap_err();
+        assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_PROTOCOL");
+    }
+
+    #[test]
+    fn http_endpoint_gets_the_traces_path_once() {
+        assert_eq!(http_traces_url("http://j:4318"), "http://j:4318/v1/traces");
+        assert_eq!(http_traces_url("http://j:4318/"), "http://j:4318/v1/traces");
+        assert_eq!(
+            http_traces_url("http://j:4318/v1/traces"),
+            "http://j:4318/v1/traces"
+        );
+    }
+}
