@@ -5,11 +5,15 @@
 
 mod database;
 mod nats_server;
+mod samples;
 
 pub use database::{DatabaseKind, TestDatabase, test_databases};
-pub use nats_server::{NatsServer, find_nats_server, nats_server_version};
+pub use nats_server::{NatsServer, check_nats_server, find_nats_server, nats_server_version};
+pub use samples::{sample_events, sample_user, viewed_by};
 
+use crate::nats::{EventPublisher, connect, jetstream_context, provision_streams};
 use crate::settings::{BackboneSettings, Env};
+use async_nats::jetstream;
 
 /// Backbone settings for tests against `server`: default streams, short
 /// timeouts so that a failing test fails fast.
@@ -22,4 +26,85 @@ pub fn backbone_settings(server: &NatsServer) -> BackboneSettings {
         ("SHOPMESH_CONSUMER_ACK_WAIT", "5s".to_owned()),
     ]);
     BackboneSettings::from_env(&env).expect("test settings are valid")
+}
+
+/// A started nats-server with the shopmesh streams provisioned, and a client.
+pub struct TestBackbone {
+    pub settings: BackboneSettings,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    // Last, so that the client is dropped before the server is killed.
+    pub server: NatsServer,
+}
+
+impl TestBackbone {
+    pub async fn start() -> Self {
+        let server = NatsServer::start();
+        let settings = backbone_settings(&server);
+        let client = connect(&settings.nats, "testkit")
+            .await
+            .expect("connect to the test nats-server");
+        let js = jetstream_context(client.clone(), &settings.publisher);
+        provision_streams(&js, &settings.streams)
+            .await
+            .expect("provision the test streams");
+        Self {
+            settings,
+            client,
+            js,
+            server,
+        }
+    }
+
+    pub fn publisher(&self) -> EventPublisher {
+        EventPublisher::new(
+            self.client.clone(),
+            &self.settings.publisher,
+            &self.settings.streams,
+        )
+    }
+
+    /// The stored message at `sequence` of the events stream.
+    pub async fn stored(&self, sequence: u64) -> jetstream::message::StreamMessage {
+        self.js
+            .get_stream(&self.settings.streams.events_stream)
+            .await
+            .expect("events stream")
+            .get_raw_message(sequence)
+            .await
+            .expect("stored message")
+    }
+
+    /// How many messages a stream holds now.
+    pub async fn message_count(&self, stream: &str) -> u64 {
+        self.js
+            .get_stream(stream)
+            .await
+            .expect("stream exists")
+            .get_info()
+            .await
+            .expect("stream info")
+            .state
+            .messages
+    }
+}
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `within`;
+/// panics with `what` when it never does. Tests wait on conditions, not on
+/// fixed sleeps.
+pub async fn eventually(
+    within: std::time::Duration,
+    what: &str,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

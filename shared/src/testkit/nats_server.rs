@@ -27,23 +27,25 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `bin` itself when it is nats-server >= [`MIN_SERVER_VERSION`], else why not.
+pub fn check_nats_server(bin: PathBuf) -> Result<PathBuf, String> {
+    let version = nats_server_version(&bin)?;
+    if version >= ServerVersion::minimum() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is nats-server {version}; shopmesh needs >= {MIN_SERVER_VERSION}. \
+             Run scripts/ensure-nats.sh (it installs one into .tools/) or set NATS_SERVER_BIN",
+            bin.display()
+        ))
+    }
+}
+
 /// Finds nats-server >= [`MIN_SERVER_VERSION`]: `NATS_SERVER_BIN`, then the
 /// project's `.tools/bin` (where `scripts/ensure-nats.sh` installs it), then
 /// `PATH`. A too-old binary is refused with its version and the one needed.
 pub fn find_nats_server() -> Result<PathBuf, String> {
-    let needed = ServerVersion::minimum();
-    let check = |bin: PathBuf| -> Result<PathBuf, String> {
-        let version = nats_server_version(&bin)?;
-        if version >= needed {
-            Ok(bin)
-        } else {
-            Err(format!(
-                "{} is nats-server {version}; shopmesh needs >= {MIN_SERVER_VERSION}. \
-                 Run scripts/ensure-nats.sh (it installs one into .tools/) or set NATS_SERVER_BIN",
-                bin.display()
-            ))
-        }
-    };
+    let check = check_nats_server;
     if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|v| !v.is_empty()) {
         return check(PathBuf::from(bin)).map_err(|e| format!("NATS_SERVER_BIN: {e}"));
     }
