@@ -62,7 +62,11 @@ pub struct TelemetrySettings {
     pub service_version: String,
     pub export: SpanExport,
     pub log_json: bool,
+    /// Which events are logged (`RUST_LOG`, default `info`).
     pub log_filter: String,
+    /// Which spans become OpenTelemetry spans (`SHOPMESH_TRACE_FILTER`, default
+    /// `info`). Separate from the log filter: quiet logs must not cut traces.
+    pub trace_filter: String,
 }
 
 impl TelemetrySettings {
@@ -102,7 +106,8 @@ impl TelemetrySettings {
                 None => SpanExport::Off,
             },
             log_json,
-            log_filter: env.string_or("RUST_LOG", "info"),
+            log_filter: filter_setting(env, "RUST_LOG")?,
+            trace_filter: filter_setting(env, "SHOPMESH_TRACE_FILTER")?,
         })
     }
 
@@ -115,8 +120,18 @@ impl TelemetrySettings {
         "OTEL_TRACES_SAMPLER",
         "OTEL_TRACES_SAMPLER_ARG",
         "SHOPMESH_LOG_FORMAT",
+        "SHOPMESH_TRACE_FILTER",
         "RUST_LOG",
     ];
+}
+
+fn filter_setting(env: &Env, name: &str) -> Result<String, SettingsError> {
+    env.parse_with(
+        name,
+        "info".to_owned(),
+        "filter directives like info or warn,shopmesh=debug",
+        |v| EnvFilter::try_new(v).ok().map(|_| v.to_owned()),
+    )
 }
 
 /// The running telemetry; keep it for the life of the process and call
@@ -173,6 +188,12 @@ fn http_traces_url(endpoint: &str) -> String {
     }
 }
 
+/// An env-filter directive; settings validated it, so a failure here falls
+/// back to `info` rather than to silence.
+fn filter(directives: &str) -> EnvFilter {
+    EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
 /// Installs logging, tracing and the W3C propagator for this process.
 pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -180,17 +201,24 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     let tracer = provider.tracer(settings.service_name.clone());
     opentelemetry::global::set_tracer_provider(provider.clone());
 
-    let filter =
-        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt_layer = if settings.log_json {
-        tracing_subscriber::fmt::layer().json().boxed()
-    } else {
-        tracing_subscriber::fmt::layer().boxed()
-    };
+    // Per-layer filters: RUST_LOG=warn silences logs without disabling the
+    // info-level spans that make up a trace. (Not boxed: a boxed layer with a
+    // per-layer filter hides its filter's level hint and disables the spans.)
+    let json_logs = settings.log_json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_filter(filter(&settings.log_filter))
+    });
+    let text_logs = (!settings.log_json)
+        .then(|| tracing_subscriber::fmt::layer().with_filter(filter(&settings.log_filter)));
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(json_logs)
+        .with(text_logs)
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(filter(&settings.trace_filter)),
+        )
         .try_init()?;
     Ok(Telemetry { provider })
 }

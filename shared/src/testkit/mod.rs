@@ -5,10 +5,12 @@
 
 mod database;
 mod nats_server;
+mod otlp;
 mod samples;
 
 pub use database::{DatabaseKind, TestDatabase, test_databases};
 pub use nats_server::{NatsServer, check_nats_server, find_nats_server, nats_server_version};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use samples::{sample_events, sample_user, viewed_by};
 
 use crate::nats::{EventPublisher, connect, jetstream_context, provision_streams};
