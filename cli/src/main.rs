@@ -1,1 +1,55 @@
-fn main() {}
+//! The `shopmesh` command. Each subcommand lives in `commands/`; this file only
+//! parses arguments, sets up telemetry and reports errors.
+
+use clap::{Parser, Subcommand};
+use shopmesh_shared::settings::Env;
+use shopmesh_shared::telemetry::{self, TelemetrySettings};
+use std::process::ExitCode;
+
+mod commands;
+
+#[derive(Parser)]
+#[command(
+    name = "shopmesh",
+    version,
+    about = "shopmesh: an event-driven e-commerce mesh on NATS JetStream"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or update the events and dead-letter streams from the environment's settings.
+    Provision(commands::provision::Args),
+    /// Show the partition and subjects of a user's events.
+    Partition(commands::partition::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let result = runtime.block_on(async {
+        let settings =
+            TelemetrySettings::from_env(&env, "shopmesh-cli", env!("CARGO_PKG_VERSION"))?;
+        let telemetry = telemetry::init(&settings)?;
+        let result = match cli.command {
+            Command::Provision(args) => commands::provision::run(args, &env).await,
+            Command::Partition(args) => commands::partition::run(args, &env),
+        };
+        telemetry.shutdown();
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shopmesh: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! `tracing`.
 //!
 //! - Logs: `tracing-subscriber` with `RUST_LOG` (default `info`), text or JSON
-//!   lines (`SHOPMESH_LOG_FORMAT=json`).
+//!   lines (`SHOPMESH_LOG_FORMAT=json`), on standard error so that commands
+//!   keep standard output for their results.
 //! - Traces: an OpenTelemetry SDK tracer provider always exists, so every span
 //!   has real trace and span ids that travel in NATS headers and HTTP calls.
 //!   Spans are *exported* over OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
@@ -207,6 +208,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     let json_logs = settings.log_json.then(|| {
         tracing_subscriber::fmt::layer()
             .json()
+            .with_writer(std::io::stderr)
             .with_filter(filter(&settings.log_filter))
     });
     let text_logs = (!settings.log_json)

@@ -1,0 +1,108 @@
+//! The `shopmesh` binary, run as a user would run it.
+
+use shopmesh_shared::events::UserId;
+use shopmesh_shared::subjects::{PartitionCount, partition_for};
+use shopmesh_shared::testkit::NatsServer;
+use std::process::{Command, Output};
+
+fn shopmesh(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shopmesh"));
+    command
+        .args(args)
+        .env_remove("NATS_URL")
+        .env("RUST_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run shopmesh")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn provision_creates_the_streams_and_is_idempotent() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let env = [
+        ("NATS_URL", url.as_str()),
+        ("SHOPMESH_STREAM_MAX_AGE", "1d"),
+    ];
+    for _ in 0..2 {
+        let output = shopmesh(&["provision", "--json"], &env);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["events"]["name"], "SHOPMESH_EVENTS");
+        assert_eq!(report["events"]["subjects"][0], "shopmesh.events.>");
+        assert_eq!(report["events"]["max_age_seconds"], 86_400);
+        assert_eq!(report["events"]["storage"], "file");
+        assert_eq!(report["dead_letter"]["name"], "SHOPMESH_DEADLETTER");
+    }
+    let text = shopmesh(&["provision"], &env);
+    assert!(
+        stdout(&text).contains("SHOPMESH_EVENTS: subjects"),
+        "{}",
+        stdout(&text)
+    );
+}
+
+#[test]
+fn an_invalid_setting_stops_with_the_variable_named() {
+    let output = shopmesh(&["provision"], &[("SHOPMESH_PARTITIONS", "zero")]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("SHOPMESH_PARTITIONS"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn provision_without_a_server_fails_clearly() {
+    let output = shopmesh(
+        &["provision"],
+        &[
+            ("NATS_URL", "nats://127.0.0.1:1"),
+            ("NATS_CONNECT_TIMEOUT", "1s"),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("cannot connect to NATS at nats://127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn partition_names_the_users_partition_and_subjects() {
+    let user = UserId::new_v7();
+    let expected = partition_for(Some(&user), PartitionCount::new(8).unwrap());
+    let output = shopmesh(
+        &["partition", &user.to_string()],
+        &[("SHOPMESH_PARTITIONS", "8")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!("partition {expected} of 8")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("shopmesh.events.*.*.{expected}")),
+        "{text}"
+    );
+
+    let bad = shopmesh(&["partition", "bob"], &[]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("user id must be a UUID"),
+        "{}",
+        stderr(&bad)
+    );
+}
