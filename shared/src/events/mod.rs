@@ -156,6 +156,13 @@ macro_rules! event_types {
                 }
             }
 
+            /// [`EventType::schema_version`] as header text.
+            pub const fn schema_version_str(self) -> &'static str {
+                match self {
+                    $( EventType::$variant => stringify!($version), )+
+                }
+            }
+
             /// The type for a wire name, or `None` for a type this build does not know.
             pub fn parse(name: &str) -> Option<Self> {
                 match name {
@@ -223,6 +230,12 @@ mod tests {
             );
         }
         assert_eq!(EventType::ALL.len(), 11);
+        for &event_type in EventType::ALL {
+            assert_eq!(
+                event_type.schema_version_str(),
+                event_type.schema_version().to_string()
+            );
+        }
     }
 
     #[test]

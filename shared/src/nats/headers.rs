@@ -6,10 +6,12 @@
 //! globally installed propagator (W3C TraceContext, installed by `telemetry`).
 
 use crate::codec::{self, DecodeError, WireHeaders};
-use crate::events::Event;
+use crate::events::{Event, EventId, EventType};
 use async_nats::HeaderMap;
+use async_nats::header::HeaderName;
 use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// JetStream's de-duplication key; we set it to the event id.
@@ -51,31 +53,52 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Injects `cx` into `headers` through the global propagator. When `cx` holds no
-/// valid span (telemetry not initialised, or a caller outside any span), a new
-/// root context is minted so that every event is still traceable end to end.
-pub fn inject_context(headers: &mut HeaderMap, cx: &opentelemetry::Context) {
-    let minted;
-    let cx = if cx.span().span_context().is_valid() {
-        cx
-    } else {
-        minted = cx.with_remote_span_context(new_root_span_context());
-        &minted
-    };
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(cx, &mut HeaderInjector(headers))
-    });
-    if headers.get(TRACEPARENT).is_none() {
-        // No propagator installed (the global default is a no-op): write the
-        // W3C header ourselves rather than publish an untraceable event.
-        let sc = cx.span().span_context().clone();
-        headers.insert(TRACEPARENT, format_traceparent(&sc).as_str());
-    }
+/// The W3C trace headers one message carries. Kept as text so that an outbox
+/// row can store them and a retry can rebuild the message's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceHeaders {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
 }
 
-/// Injects the context of the current `tracing` span.
-pub fn inject_current(headers: &mut HeaderMap) {
-    inject_context(headers, &tracing::Span::current().context());
+impl TraceHeaders {
+    /// The trace headers for context `cx`, through the global propagator. When
+    /// `cx` holds no valid span (telemetry not initialised, or a caller outside
+    /// any span), a new sampled root trace is minted so that every event is
+    /// still traceable end to end.
+    pub fn from_context(cx: &opentelemetry::Context) -> Self {
+        let sc = cx.span().span_context().clone();
+        if !sc.is_valid() {
+            return Self {
+                traceparent: new_root_traceparent(),
+                tracestate: None,
+            };
+        }
+        let mut carrier = HeaderMap::new();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(cx, &mut HeaderInjector(&mut carrier))
+        });
+        let get = |name| carrier.get(name).map(|v| v.as_str().to_owned());
+        Self {
+            // No propagator installed (the global default is a no-op): write
+            // the W3C header ourselves rather than publish an untraceable event.
+            traceparent: get(TRACEPARENT).unwrap_or_else(|| format_traceparent(&sc)),
+            tracestate: get(TRACESTATE),
+        }
+    }
+
+    /// The trace headers of the current `tracing` span.
+    pub fn current() -> Self {
+        Self::from_context(&tracing::Span::current().context())
+    }
+
+    /// Writes them into `headers`.
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        headers.insert(TRACEPARENT_NAME, self.traceparent.as_str());
+        if let Some(tracestate) = &self.tracestate {
+            headers.insert(TRACESTATE_NAME, tracestate.as_str());
+        }
+    }
 }
 
 /// The context carried by `headers` (empty when there is none).
@@ -85,15 +108,11 @@ pub fn extract_context(headers: &HeaderMap) -> opentelemetry::Context {
     })
 }
 
-fn new_root_span_context() -> SpanContext {
-    let id = uuid::Uuid::new_v4().as_u128();
-    SpanContext::new(
-        TraceId::from(id),
-        SpanId::from((id as u64) | 1),
-        TraceFlags::SAMPLED,
-        false,
-        TraceState::default(),
-    )
+/// A sampled root `traceparent` with random ids (the SDK's per-thread RNG:
+/// a system call per event would cost more than the rest of the headers).
+fn new_root_traceparent() -> String {
+    let ids = RandomIdGenerator::default();
+    format!("00-{}-{}-01", ids.new_trace_id(), ids.new_span_id())
 }
 
 /// `00-<trace id>-<span id>-<flags>`, the W3C traceparent text.
@@ -106,20 +125,39 @@ pub fn format_traceparent(sc: &SpanContext) -> String {
     )
 }
 
-/// The headers of `event`'s message: id, type, version, encoding and the trace
-/// context `cx` (a new root when `cx` has no span).
-pub fn event_headers(event: &Event, cx: &opentelemetry::Context) -> HeaderMap {
+// Header names built at compile time: no allocation per message.
+const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(MESSAGE_ID);
+const EVENT_TYPE_NAME: HeaderName = HeaderName::from_static(EVENT_TYPE);
+const SCHEMA_VERSION_NAME: HeaderName = HeaderName::from_static(SCHEMA_VERSION);
+const ENCODING_NAME: HeaderName = HeaderName::from_static(ENCODING);
+const TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+const TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+
+/// The headers of an event's message: id, type, version, encoding and trace.
+/// On the publish hot path: built once per send, never cloned.
+pub fn message_headers(
+    event_id: &EventId,
+    event_type: EventType,
+    trace: &TraceHeaders,
+) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let event_type = event.event_type();
-    headers.insert(MESSAGE_ID, event.meta.event_id.to_string().as_str());
-    headers.insert(EVENT_TYPE, event_type.as_str());
-    headers.insert(
-        SCHEMA_VERSION,
-        event_type.schema_version().to_string().as_str(),
-    );
-    headers.insert(ENCODING, codec::ENCODING);
-    inject_context(&mut headers, cx);
+    let mut id = uuid::Uuid::encode_buffer();
+    let id = event_id.as_uuid().hyphenated().encode_lower(&mut id);
+    headers.insert(MESSAGE_ID_NAME, &*id);
+    headers.insert(EVENT_TYPE_NAME, event_type.as_str());
+    headers.insert(SCHEMA_VERSION_NAME, event_type.schema_version_str());
+    headers.insert(ENCODING_NAME, codec::ENCODING);
+    trace.insert_into(&mut headers);
     headers
+}
+
+/// The headers of `event`'s message under trace context `cx`.
+pub fn event_headers(event: &Event, cx: &opentelemetry::Context) -> HeaderMap {
+    message_headers(
+        &event.meta.event_id,
+        event.event_type(),
+        &TraceHeaders::from_context(cx),
+    )
 }
 
 /// A header that the decoder needs was missing.
@@ -174,6 +212,7 @@ pub fn decode_message(
 mod tests {
     use super::*;
     use crate::events::*;
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
     fn event() -> Event {
         Event::new(

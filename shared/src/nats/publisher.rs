@@ -6,17 +6,18 @@
 //! A retry re-sends the same bytes with the same message id, so a publish whose
 //! ack was lost but which did land is not stored twice.
 
-use super::headers;
+use super::headers::{self, TraceHeaders};
 use crate::codec::{self, EncodeError};
 use crate::events::{Event, EventId, EventType};
 use crate::settings::{PublisherSettings, StreamSettings};
 use crate::subjects::{PartitionCount, event_subject, partition_for};
-use async_nats::HeaderMap;
+
 use async_nats::jetstream::{
     self,
     context::{PublishAckFuture, PublishErrorKind},
     message::PublishMessage,
 };
+use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,15 +70,23 @@ pub struct PublisherStats {
     pub failed: AtomicU64,
 }
 
-/// An event ready to send: subject, headers and body, built once. Keep it to
-/// retry later (the outbox does) without encoding again.
+/// An event ready to send: encoded once, with its subject and trace headers.
+/// Keep it to retry (the outbox does) without encoding again; its message
+/// headers are built at each send, so a first send clones nothing.
 #[derive(Debug, Clone)]
 pub struct OutboundEvent {
     pub event_id: EventId,
     pub event_type: EventType,
-    pub subject: String,
-    pub headers: HeaderMap,
+    pub subject: Subject,
+    pub trace: TraceHeaders,
     pub body: Bytes,
+}
+
+impl OutboundEvent {
+    /// The message headers: id, type, version, encoding and trace.
+    pub fn headers(&self) -> HeaderMap {
+        headers::message_headers(&self.event_id, self.event_type, &self.trace)
+    }
 }
 
 /// Publishes events to the events stream. Cheap to clone.
@@ -85,6 +94,9 @@ pub struct OutboundEvent {
 pub struct EventPublisher {
     js: jetstream::Context,
     partitions: PartitionCount,
+    /// Every (event type, partition) subject, built once: a `Subject` clone is
+    /// a reference-count bump, a `String` subject is copied at every publish.
+    subjects: Arc<[Subject]>,
     settings: PublisherSettings,
     stats: Arc<PublisherStats>,
 }
@@ -95,9 +107,19 @@ impl EventPublisher {
         publisher: &PublisherSettings,
         streams: &StreamSettings,
     ) -> Self {
+        let partitions = streams.partitions;
+        let subjects = EventType::ALL
+            .iter()
+            .flat_map(|&event_type| {
+                partitions
+                    .all()
+                    .map(move |partition| Subject::from(event_subject(event_type, partition)))
+            })
+            .collect();
         Self {
             js: super::jetstream_context(client, publisher),
-            partitions: streams.partitions,
+            partitions,
+            subjects,
             settings: publisher.clone(),
             stats: Arc::default(),
         }
@@ -115,14 +137,19 @@ impl EventPublisher {
         cx: &opentelemetry::Context,
     ) -> Result<OutboundEvent, PublishError> {
         let event_type = event.event_type();
-        let partition = partition_for(event.meta.user_id.as_ref(), self.partitions);
         Ok(OutboundEvent {
             event_id: event.meta.event_id,
             event_type,
-            subject: event_subject(event_type, partition),
-            headers: headers::event_headers(event, cx),
+            subject: self.subject_of(event),
+            trace: TraceHeaders::from_context(cx),
             body: codec::encode(event)?,
         })
+    }
+
+    fn subject_of(&self, event: &Event) -> Subject {
+        let partition = partition_for(event.meta.user_id.as_ref(), self.partitions);
+        let row = event.event_type() as usize * usize::from(self.partitions.get());
+        self.subjects[row + usize::from(partition.index())].clone()
     }
 
     /// Encodes `event` under the current `tracing` span's context.
@@ -134,8 +161,7 @@ impl EventPublisher {
     /// PRODUCER span covers it and is the parent the consumer continues.
     pub async fn publish(&self, event: &Event) -> Result<Published, PublishError> {
         let event_type = event.event_type();
-        let partition = partition_for(event.meta.user_id.as_ref(), self.partitions);
-        let subject = event_subject(event_type, partition);
+        let subject = self.subject_of(event);
         let span = tracing::info_span!(
             "publish",
             otel.name = %format_args!("publish {}", event_type.as_str()),
@@ -180,11 +206,10 @@ impl EventPublisher {
         &self,
         outbound: &OutboundEvent,
     ) -> Result<PublishAckFuture, jetstream::context::PublishError> {
-        // Cloning the prepared message is two reference-count bumps and a small
-        // header map: the body is shared, never copied.
+        // The body and subject are shared (reference counts), never copied.
         let message = PublishMessage::build()
             .payload(outbound.body.clone())
-            .headers(outbound.headers.clone());
+            .headers(outbound.headers());
         self.js
             .send_publish(outbound.subject.clone(), message)
             .await
@@ -208,7 +233,7 @@ impl EventPublisher {
             return Err(PublishError::Refused {
                 event_id: outbound.event_id,
                 event_type: outbound.event_type,
-                subject: outbound.subject.clone(),
+                subject: outbound.subject.to_string(),
                 source: error,
             });
         }
@@ -217,7 +242,7 @@ impl EventPublisher {
             return Err(PublishError::RetriesExhausted {
                 event_id: outbound.event_id,
                 event_type: outbound.event_type,
-                subject: outbound.subject.clone(),
+                subject: outbound.subject.to_string(),
                 attempts: attempt,
                 source: error,
             });
