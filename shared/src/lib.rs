@@ -7,8 +7,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod codec;
 pub mod events;
+pub mod http;
 pub mod nats;
 pub mod settings;
 pub mod subjects;

@@ -1,0 +1,13 @@
+//! The HTTP conventions every service shares: RFC 9457 problem bodies, a JSON
+//! body extractor that names the offending field and enforces a size limit,
+//! bearer-token authentication, and health endpoints.
+
+mod auth;
+mod health;
+mod json;
+mod problem;
+
+pub use auth::{AdminToken, AuthenticatedUser, RequireAdmin};
+pub use health::{ReadinessCheck, healthz, readiness_response};
+pub use json::{DEFAULT_BODY_LIMIT, JsonBody, JsonLimit};
+pub use problem::Problem;
