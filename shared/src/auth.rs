@@ -86,12 +86,17 @@ impl TokenKey {
         if version != VERSION || token.len() > 1024 {
             return Err(TokenError::Malformed);
         }
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(signed.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+        mac.verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
         // Only signed bytes are parsed.
-        let json = URL_SAFE_NO_PAD.decode(claims).map_err(|_| TokenError::Malformed)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(claims)
+            .map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
         if now >= claims.exp {
             return Err(TokenError::Expired);
@@ -140,17 +145,32 @@ mod tests {
 
         // Same signature, claims of another user with a later expiry.
         let (_, tag) = token.rsplit_once('.').unwrap();
-        let forged_claims = Claims { sub: UserId::new_v7(), iat: 1_000, exp: 9_999_999_999 };
+        let forged_claims = Claims {
+            sub: UserId::new_v7(),
+            iat: 1_000,
+            exp: 9_999_999_999,
+        };
         let forged = format!(
             "v1.{}.{tag}",
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap())
         );
-        assert_eq!(key(KEY).verify(&forged, 1_001), Err(TokenError::BadSignature));
+        assert_eq!(
+            key(KEY).verify(&forged, 1_001),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn garbage_is_malformed() {
-        for token in ["", "abc", "v1.abc", "v2.e30.AAAA", "v1.!!!.???", "v1..", "..."] {
+        for token in [
+            "",
+            "abc",
+            "v1.abc",
+            "v2.e30.AAAA",
+            "v1.!!!.???",
+            "v1..",
+            "...",
+        ] {
             assert!(key(KEY).verify(token, 0).is_err(), "{token:?}");
         }
         assert_eq!(key(KEY).verify("v1.e30", 0), Err(TokenError::Malformed));

@@ -8,10 +8,14 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod behaviour;
 pub mod codec;
+pub mod db;
 pub mod events;
 pub mod http;
 pub mod nats;
+pub mod outbox;
+pub mod rpc;
 pub mod settings;
 pub mod subjects;
 pub mod telemetry;

@@ -10,10 +10,9 @@ use actix_web::{FromRequest, HttpRequest};
 use std::future::{Ready, ready};
 
 fn bearer(req: &HttpRequest) -> Result<&str, Problem> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| Problem::unauthorized("an Authorization: Bearer <token> header is required"))?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        Problem::unauthorized("an Authorization: Bearer <token> header is required")
+    })?;
     value
         .to_str()
         .ok()
@@ -29,9 +28,7 @@ pub struct AuthenticatedUser(pub UserId);
 
 impl AuthenticatedUser {
     fn extract(req: &HttpRequest) -> Result<Self, Problem> {
-        let key = req
-            .app_data::<TokenKey>()
-            .ok_or_else(Problem::internal)?;
+        let key = req.app_data::<TokenKey>().ok_or_else(Problem::internal)?;
         let token = bearer(req)?;
         key.verify(token, now_seconds())
             .map(|claims| Self(claims.sub))

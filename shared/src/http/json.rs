@@ -29,7 +29,7 @@ impl<T> JsonBody<T> {
 fn too_large(limit: usize) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload-too-large",
+        "/problems/payload-too-large",
         "Request body too large",
         format!("the body must be at most {limit} bytes"),
     )
@@ -61,7 +61,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         if field.is_empty() {
             Problem::new(
                 StatusCode::BAD_REQUEST,
-                "malformed-json",
+                "/problems/malformed-json",
                 "Malformed JSON body",
                 detail,
             )
@@ -69,9 +69,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
             Problem::invalid_field(field, detail)
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON body", strip_position(&e.to_string())))?;
+    deserializer.end().map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "/problems/malformed-json",
+            "Malformed JSON body",
+            strip_position(&e.to_string()),
+        )
+    })?;
     Ok(value)
 }
 
@@ -112,7 +117,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if !is_json {
                 return Err(Problem::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported-media-type",
+                    "/problems/unsupported-media-type",
                     "Unsupported media type",
                     "the body must be JSON (Content-Type: application/json)",
                 ));
@@ -120,7 +125,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             let mut body = Vec::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    Problem::new(StatusCode::BAD_REQUEST, "body-read", "Cannot read the body", e.to_string())
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "/problems/body-read",
+                        "Cannot read the body",
+                        e.to_string(),
+                    )
                 })?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large(limit));
@@ -163,7 +173,11 @@ mod tests {
         let body = br#"{"email": "a@b.c", "lines": [{"product_id": "x", "quantity": -1}]}"#;
         let problem = parse_json::<Order>(body).unwrap_err();
         assert_eq!(problem.field.as_deref(), Some("lines[0].quantity"));
-        assert!(!problem.detail.contains("line 1 column"), "{}", problem.detail);
+        assert!(
+            !problem.detail.contains("line 1 column"),
+            "{}",
+            problem.detail
+        );
     }
 
     #[test]

@@ -136,20 +136,29 @@ impl EventPublisher {
         event: &Event,
         cx: &opentelemetry::Context,
     ) -> Result<OutboundEvent, PublishError> {
-        let event_type = event.event_type();
-        Ok(OutboundEvent {
-            event_id: event.meta.event_id,
-            event_type,
-            subject: self.subject_of(event),
-            trace: TraceHeaders::from_context(cx),
-            body: codec::encode(event)?,
-        })
+        self.prepare_with_trace(event, TraceHeaders::from_context(cx))
     }
 
     fn subject_of(&self, event: &Event) -> Subject {
         let partition = partition_for(event.meta.user_id.as_ref(), self.partitions);
         let row = event.event_type() as usize * usize::from(self.partitions.get());
         self.subjects[row + usize::from(partition.index())].clone()
+    }
+
+    /// Encodes `event` with trace headers captured earlier (for work queued
+    /// off the request's task).
+    pub fn prepare_with_trace(
+        &self,
+        event: &Event,
+        trace: TraceHeaders,
+    ) -> Result<OutboundEvent, PublishError> {
+        Ok(OutboundEvent {
+            event_id: event.meta.event_id,
+            event_type: event.event_type(),
+            subject: self.subject_of(event),
+            trace,
+            body: codec::encode(event)?,
+        })
     }
 
     /// Encodes `event` under the current `tracing` span's context.
