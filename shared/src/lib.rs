@@ -16,6 +16,7 @@ pub mod http;
 pub mod nats;
 pub mod outbox;
 pub mod rpc;
+pub mod service;
 pub mod settings;
 pub mod subjects;
 pub mod telemetry;

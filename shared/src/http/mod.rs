@@ -6,8 +6,10 @@ mod auth;
 mod health;
 mod json;
 mod problem;
+mod trace;
 
 pub use auth::{AdminToken, AuthenticatedUser, RequireAdmin};
 pub use health::{ReadinessCheck, healthz, readiness_response};
 pub use json::{DEFAULT_BODY_LIMIT, JsonBody, JsonLimit};
 pub use problem::Problem;
+pub use trace::trace_requests;

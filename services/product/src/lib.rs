@@ -1,0 +1,1 @@
+//! The product service (being built).
