@@ -278,7 +278,13 @@ impl OutboxRelay {
                 break;
             }
             let limit = if degraded { 1 } else { self.settings.batch };
-            match self.relay_once(limit).await {
+            // A round blocked on a broker that is down must not hold up
+            // shutdown; rows of an abandoned round stay pending.
+            let round = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                round = self.relay_once(limit) => round,
+            };
+            match round {
                 Ok(n) if n > 0 => {
                     degraded = false;
                     continue;

@@ -198,7 +198,8 @@ impl ServiceCore {
         let _ = self.relay.await;
         drop(self.behaviour);
         let _ = self.behaviour_task.await;
-        let _ = self.client.flush().await;
+        // Bounded: with the broker down a flush would wait for ever.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
         self.pool.close().await;
     }
 }

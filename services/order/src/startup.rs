@@ -1,0 +1,61 @@
+//! Building and running the order service.
+
+use crate::catalog::Catalog;
+use crate::routes::{self, AppState};
+use crate::settings::Settings;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::web;
+use shopmesh_shared::service::{ServiceCore, bind, http_server};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    core: ServiceCore,
+}
+
+impl Application {
+    /// Connects NATS and the database, migrates, and binds the HTTP port
+    /// (port 0 picks a free one; see [`Application::port`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let core = ServiceCore::start(crate::SERVICE, &settings.core).await?;
+        // The schema is portable SQL: one migration folder serves both kinds.
+        sqlx::migrate!("./migrations").run(&core.pool).await?;
+        let state = web::Data::new(AppState {
+            pool: core.pool.clone(),
+            catalog: Catalog::new(core.client.clone(), settings.rpc_timeout),
+            publisher: core.publisher.clone(),
+            behaviour: core.behaviour.clone(),
+            outbox_wake: core.outbox_wake.clone(),
+        });
+        let key = settings.core.auth.token_key.clone();
+        let listener = bind(&settings.core.http)?;
+        let port = listener.local_addr()?.port();
+        let server = http_server(
+            listener,
+            &settings.core.http,
+            core.readiness_checks(),
+            move |cfg| {
+                cfg.app_data(state.clone()).app_data(key.clone());
+                routes::configure(cfg);
+            },
+        )?;
+        Ok(Self { port, server, core })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server like SIGTERM does: no new connections, in-flight
+    /// requests finish within the grace period.
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped, then drains the outbox and the behaviour buffer.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        self.core.shutdown().await;
+        served.map_err(Into::into)
+    }
+}
