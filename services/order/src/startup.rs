@@ -19,7 +19,10 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let core = ServiceCore::start(crate::SERVICE, &settings.core).await?;
         // The schema is portable SQL: one migration folder serves both kinds.
-        sqlx::migrate!("./migrations").run(&core.pool).await?;
+        // Its own migrations table lets the services share one database.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.dangerous_set_table_name("_sqlx_migrations_order");
+        migrator.run(&core.pool).await?;
         let state = web::Data::new(AppState {
             pool: core.pool.clone(),
             catalog: Catalog::new(core.client.clone(), settings.rpc_timeout),
