@@ -1,0 +1,34 @@
+//! A shopper's rating.
+
+use super::Invalid;
+
+/// 1 to 5 stars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stars(u8);
+
+impl Stars {
+    pub fn parse(stars: i64) -> Result<Self, Invalid> {
+        match u8::try_from(stars) {
+            Ok(n @ 1..=5) => Ok(Self(n)),
+            _ => Err(Invalid(format!("stars must be from 1 to 5, got {stars}"))),
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_to_five() {
+        assert_eq!(Stars::parse(1).unwrap().get(), 1);
+        assert_eq!(Stars::parse(5).unwrap().get(), 5);
+        for bad in [0, 6, -1, 256 + 3] {
+            assert!(Stars::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

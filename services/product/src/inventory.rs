@@ -1,0 +1,277 @@
+//! Stock for orders: lookup, all-or-nothing reservation and release, each in
+//! one transaction with its `product.updated` events in the outbox. The NATS
+//! endpoints in `rpc` are a thin transport over these.
+
+use crate::repository::{self, reservations};
+use crate::state::{AppState, now_ms};
+use anyhow::Context;
+use shopmesh_shared::events::{OrderId, ProductId, ProductUpdated};
+use shopmesh_shared::outbox;
+use shopmesh_shared::rpc::{
+    LookupRequest, LookupResponse, ReleaseRequest, ReleaseResponse, ReserveLine, ReserveRequest,
+    ReserveResponse, ReservedLine, ShortLine,
+};
+use std::collections::{BTreeMap, HashSet};
+
+/// Ids per lookup and lines per reservation: far above any real basket, low
+/// enough that one request cannot hold a transaction for long.
+pub const MAX_ITEMS: usize = 1000;
+
+/// How often a reservation is retried after losing a race on the same order
+/// id (the retry then finds the winner's lines).
+const RESERVE_ATTEMPTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The request is well-formed JSON but asks for something meaningless.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+pub async fn lookup(
+    state: &AppState,
+    request: &LookupRequest,
+) -> Result<LookupResponse, InventoryError> {
+    if request.product_ids.len() > MAX_ITEMS {
+        return Err(InventoryError::Invalid(format!(
+            "at most {MAX_ITEMS} product ids per lookup"
+        )));
+    }
+    let mut seen = HashSet::new();
+    let ids: Vec<ProductId> = request
+        .product_ids
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(*id))
+        .collect();
+    let found = reservations::lookup(&state.pool, &ids)
+        .await
+        .context("look up products")?;
+    let mut by_id: BTreeMap<ProductId, _> = found.into_iter().map(|p| (p.product_id, p)).collect();
+    let mut products = Vec::with_capacity(by_id.len());
+    let mut missing = Vec::new();
+    for id in ids {
+        match by_id.remove(&id) {
+            Some(product) => products.push(product),
+            None => missing.push(id),
+        }
+    }
+    Ok(LookupResponse { products, missing })
+}
+
+/// Lines with the same product merged (quantities summed), in product id
+/// order: every multi-product transaction locks rows in that one order, so
+/// two of them cannot deadlock.
+pub fn merge_lines(lines: &[ReserveLine]) -> Result<BTreeMap<ProductId, u32>, InventoryError> {
+    if lines.is_empty() {
+        return Err(InventoryError::Invalid("a reservation needs lines".into()));
+    }
+    if lines.len() > MAX_ITEMS {
+        return Err(InventoryError::Invalid(format!(
+            "at most {MAX_ITEMS} lines per reservation"
+        )));
+    }
+    let mut merged = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.quantity == 0 {
+            return Err(InventoryError::Invalid(format!(
+                "lines[{i}].quantity must be at least 1"
+            )));
+        }
+        let total: &mut u32 = merged.entry(line.product_id).or_default();
+        *total = total.checked_add(line.quantity).ok_or_else(|| {
+            InventoryError::Invalid(format!("quantity of {} is too large", line.product_id))
+        })?;
+    }
+    Ok(merged)
+}
+
+/// Reserves every line or none. Idempotent per order id: a repeat answers
+/// the stored lines without touching stock.
+pub async fn reserve(
+    state: &AppState,
+    request: &ReserveRequest,
+) -> Result<ReserveResponse, InventoryError> {
+    let lines = merge_lines(&request.lines)?;
+    let mut attempt = 1;
+    loop {
+        match try_reserve(state, request.order_id, &lines).await {
+            Err(error) if attempt < RESERVE_ATTEMPTS && is_unique_violation(&error) => {
+                // A concurrent reservation of the same order committed first;
+                // the next attempt answers its lines.
+                tracing::debug!(order_id = %request.order_id, "reservation raced; retrying");
+                attempt += 1;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+fn is_unique_violation(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .filter_map(sqlx::Error::as_database_error)
+        .any(|db| db.is_unique_violation())
+}
+
+async fn try_reserve(
+    state: &AppState,
+    order: OrderId,
+    lines: &BTreeMap<ProductId, u32>,
+) -> anyhow::Result<ReserveResponse> {
+    let mut tx = repository::begin_write(&state.pool, state.db_kind)
+        .await
+        .context("begin reservation")?;
+    let existing = reservations::find(&mut tx, order)
+        .await
+        .context("read existing reservation")?;
+    if !existing.is_empty() {
+        tx.rollback().await.context("end read-only reservation")?;
+        return Ok(ReserveResponse::Reserved { lines: existing });
+    }
+    let now = now_ms();
+    let mut reserved = Vec::with_capacity(lines.len());
+    let mut updates = Vec::with_capacity(lines.len());
+    let mut missing = Vec::new();
+    let mut short = Vec::new();
+    // Every line is tried, so that the answer names every unknown or short
+    // product, not only the first.
+    for (&product_id, &quantity) in lines {
+        match reservations::take(&mut tx, product_id, i64::from(quantity), now)
+            .await
+            .context("take stock")?
+        {
+            Some(moved) => {
+                updates.push(ProductUpdated {
+                    product_id,
+                    price_cents: moved.price_cents,
+                    stock: moved.stock,
+                });
+                reserved.push(ReservedLine {
+                    product_id,
+                    name: moved.name,
+                    category: moved.category,
+                    quantity,
+                    unit_price_cents: moved.price_cents,
+                });
+            }
+            None => match reservations::stock_of(&mut tx, product_id)
+                .await
+                .context("read stock")?
+            {
+                None => missing.push(product_id),
+                Some(available) => short.push(ShortLine {
+                    product_id,
+                    requested: quantity,
+                    available,
+                }),
+            },
+        }
+    }
+    if !missing.is_empty() || !short.is_empty() {
+        // A concurrent reservation of this same order may have taken the
+        // stock first (we waited on its row locks, so it has committed): the
+        // order is then reserved, and a repeat must say so, not "short".
+        let winner = reservations::find(&mut tx, order)
+            .await
+            .context("re-read existing reservation")?;
+        tx.rollback().await.context("roll back reservation")?;
+        if !winner.is_empty() {
+            return Ok(ReserveResponse::Reserved { lines: winner });
+        }
+        return Ok(if missing.is_empty() {
+            ReserveResponse::Short { short }
+        } else {
+            ReserveResponse::Unknown { missing }
+        });
+    }
+    for line in &reserved {
+        reservations::insert(&mut tx, order, line)
+            .await
+            .context("record reservation")?;
+    }
+    for update in updates {
+        let event = AppState::event(None, update);
+        let outbound = state.publisher.prepare(&event).context("encode event")?;
+        outbox::enqueue(&mut tx, &outbound)
+            .await
+            .context("enqueue product.updated")?;
+    }
+    tx.commit().await.context("commit reservation")?;
+    state.outbox_wake.notify_one();
+    Ok(ReserveResponse::Reserved { lines: reserved })
+}
+
+/// Gives an order's reserved stock back. `released: false` when there was
+/// nothing to release (never reserved, or released already).
+pub async fn release(
+    state: &AppState,
+    request: &ReleaseRequest,
+) -> Result<ReleaseResponse, InventoryError> {
+    let mut tx = repository::begin_write(&state.pool, state.db_kind)
+        .await
+        .context("begin release")?;
+    let lines = reservations::remove(&mut tx, request.order_id)
+        .await
+        .context("remove reservations")?;
+    if lines.is_empty() {
+        tx.rollback().await.context("end empty release")?;
+        return Ok(ReleaseResponse { released: false });
+    }
+    let now = now_ms();
+    for (product_id, quantity) in lines {
+        // Products are never deleted, so a reserved one is always there.
+        let Some(moved) = reservations::give_back(&mut tx, product_id, quantity, now)
+            .await
+            .context("give stock back")?
+        else {
+            continue;
+        };
+        let event = AppState::event(
+            None,
+            ProductUpdated {
+                product_id,
+                price_cents: moved.price_cents,
+                stock: moved.stock,
+            },
+        );
+        let outbound = state.publisher.prepare(&event).context("encode event")?;
+        outbox::enqueue(&mut tx, &outbound)
+            .await
+            .context("enqueue product.updated")?;
+    }
+    tx.commit().await.context("commit release")?;
+    state.outbox_wake.notify_one();
+    Ok(ReleaseResponse { released: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product_id: ProductId, quantity: u32) -> ReserveLine {
+        ReserveLine {
+            product_id,
+            quantity,
+        }
+    }
+
+    #[test]
+    fn duplicate_products_are_summed_and_sorted() {
+        let a = ProductId::new_v7();
+        let b = ProductId::new_v7();
+        let merged = merge_lines(&[line(b, 1), line(a, 2), line(b, 3)]).unwrap();
+        assert_eq!(merged.into_iter().collect::<Vec<_>>(), vec![(a, 2), (b, 4)]);
+    }
+
+    #[test]
+    fn zero_quantity_empty_and_overflow_are_refused() {
+        let a = ProductId::new_v7();
+        assert!(merge_lines(&[line(a, 0)]).is_err());
+        assert!(merge_lines(&[]).is_err());
+        assert!(merge_lines(&[line(a, u32::MAX), line(a, 1)]).is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! Stock reserved for orders: the `reservations` table and the stock moves
+//! in `products` that go with it, plus the read behind the lookup RPC.
+
+use super::{category, product_id};
+use shopmesh_shared::events::{Category, OrderId, ProductId};
+use shopmesh_shared::rpc::{ProductInfo, ReservedLine};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+
+/// What a stock move returns: the product as it is afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockMove {
+    pub name: String,
+    pub category: Category,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// Name, category, price and stock of the products among `ids` that exist.
+pub async fn lookup(pool: &AnyPool, ids: &[ProductId]) -> sqlx::Result<Vec<ProductInfo>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id, name, category, price_cents, stock FROM products WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    let rows = query.fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ProductInfo {
+                product_id: product_id(&row.try_get::<String, _>(0)?)?,
+                name: row.try_get(1)?,
+                category: category(&row.try_get::<String, _>(2)?)?,
+                price_cents: row.try_get(3)?,
+                stock: row.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// The lines already reserved for `order`, by product id.
+pub async fn find(conn: &mut AnyConnection, order: OrderId) -> sqlx::Result<Vec<ReservedLine>> {
+    let rows = sqlx::query(
+        "SELECT product_id, name, category, quantity, unit_price_cents
+         FROM reservations WHERE order_id = $1 ORDER BY product_id",
+    )
+    .bind(order.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let quantity: i64 = row.try_get(3)?;
+            Ok(ReservedLine {
+                product_id: product_id(&row.try_get::<String, _>(0)?)?,
+                name: row.try_get(1)?,
+                category: category(&row.try_get::<String, _>(2)?)?,
+                quantity: u32::try_from(quantity)
+                    .map_err(|_| super::corrupt("quantity", &quantity.to_string()))?,
+                unit_price_cents: row.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// Takes `quantity` units of `product` if that many are in stock. `None`
+/// when the product does not exist or has too few: the guard is in the
+/// `WHERE`, so concurrent takers can never drive stock below zero.
+pub async fn take(
+    conn: &mut AnyConnection,
+    product: ProductId,
+    quantity: i64,
+    now_ms: i64,
+) -> sqlx::Result<Option<StockMove>> {
+    let row = sqlx::query(
+        "UPDATE products SET stock = stock - $1, updated_at_ms = $2
+         WHERE id = $3 AND stock >= $1
+         RETURNING name, category, price_cents, stock",
+    )
+    .bind(quantity)
+    .bind(now_ms)
+    .bind(product.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(stock_move).transpose()
+}
+
+/// Gives `quantity` units of `product` back; `None` when it does not exist.
+pub async fn give_back(
+    conn: &mut AnyConnection,
+    product: ProductId,
+    quantity: i64,
+    now_ms: i64,
+) -> sqlx::Result<Option<StockMove>> {
+    let row = sqlx::query(
+        "UPDATE products SET stock = stock + $1, updated_at_ms = $2
+         WHERE id = $3
+         RETURNING name, category, price_cents, stock",
+    )
+    .bind(quantity)
+    .bind(now_ms)
+    .bind(product.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(stock_move).transpose()
+}
+
+fn stock_move(row: &sqlx::any::AnyRow) -> sqlx::Result<StockMove> {
+    Ok(StockMove {
+        name: row.try_get(0)?,
+        category: category(&row.try_get::<String, _>(1)?)?,
+        price_cents: row.try_get(2)?,
+        stock: row.try_get(3)?,
+    })
+}
+
+/// The stock of `product` as this transaction sees it; `None` when it does
+/// not exist.
+pub async fn stock_of(conn: &mut AnyConnection, product: ProductId) -> sqlx::Result<Option<i64>> {
+    sqlx::query("SELECT stock FROM products WHERE id = $1")
+        .bind(product.to_string())
+        .fetch_optional(conn)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    line: &ReservedLine,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO reservations
+            (order_id, product_id, quantity, unit_price_cents, category, name)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(order.to_string())
+    .bind(line.product_id.to_string())
+    .bind(i64::from(line.quantity))
+    .bind(line.unit_price_cents)
+    .bind(line.category.as_str())
+    .bind(line.name.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes `order`'s reservations and returns what they held, by product id.
+/// Deleting first is what makes a release happen once: a concurrent release
+/// of the same order waits on these rows and then finds none.
+pub async fn remove(
+    conn: &mut AnyConnection,
+    order: OrderId,
+) -> sqlx::Result<Vec<(ProductId, i64)>> {
+    let rows =
+        sqlx::query("DELETE FROM reservations WHERE order_id = $1 RETURNING product_id, quantity")
+            .bind(order.to_string())
+            .fetch_all(conn)
+            .await?;
+    let mut lines = rows
+        .iter()
+        .map(|row| Ok((product_id(&row.try_get::<String, _>(0)?)?, row.try_get(1)?)))
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    // One lock order for every transaction that touches several products.
+    lines.sort_by_key(|(id, _)| *id);
+    Ok(lines)
+}

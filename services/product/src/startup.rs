@@ -1,0 +1,94 @@
+//! Building and running the service: the shared core (NATS, streams,
+//! database, outbox relay, behaviour publisher), this service's migrations,
+//! the HTTP server and the NATS request-reply endpoints; and stopping them in
+//! order.
+
+use crate::rpc::RpcServer;
+use crate::settings::Settings;
+use crate::state::AppState;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::web;
+use shopmesh_shared::db::DatabaseKind;
+use shopmesh_shared::http::AdminToken;
+use shopmesh_shared::service::{ServiceCore, bind, http_server};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    core: ServiceCore,
+    rpc: RpcServer,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let core = ServiceCore::start(crate::NAME, &settings.core).await?;
+        migrate(&core).await?;
+
+        let state = AppState {
+            pool: core.pool.clone(),
+            db_kind: core.db_kind,
+            publisher: core.publisher.clone(),
+            behaviour: core.behaviour.clone(),
+            outbox_wake: core.outbox_wake.clone(),
+        };
+        let rpc = RpcServer::start(&core.client, state.clone(), settings.rpc_max_inflight).await?;
+
+        let listener = bind(&settings.core.http)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(state);
+        let token_key = settings.core.auth.token_key.clone();
+        let admin = AdminToken(settings.admin_token.clone());
+        let server = http_server(
+            listener,
+            &settings.core.http,
+            core.readiness_checks(),
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(state.clone())
+                    .app_data(token_key.clone())
+                    .app_data(admin.clone())
+                    .configure(crate::routes::routes);
+            },
+        )?;
+        tracing::info!(port, "product service listening");
+        Ok(Application {
+            port,
+            server,
+            core,
+            rpc,
+        })
+    }
+
+    /// The port actually bound (useful with `SHOPMESH_HTTP_PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the HTTP server (gracefully) from elsewhere, e.g. a test.
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or the handle stops the server; then lets
+    /// in-flight requests finish, stops the NATS endpoints (answering what
+    /// they already received), and drains the outbox and behaviour buffer.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        self.rpc.stop().await;
+        self.core.shutdown().await;
+        tracing::info!("product service stopped");
+        Ok(served?)
+    }
+}
+
+async fn migrate(core: &ServiceCore) -> anyhow::Result<()> {
+    let mut migrator = match core.db_kind {
+        DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        DatabaseKind::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    // Its own migrations table lets the services share one database.
+    migrator.dangerous_set_table_name("_sqlx_migrations_product");
+    migrator
+        .run(&core.pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the product database: {e}"))
+}
