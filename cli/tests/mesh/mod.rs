@@ -1,0 +1,174 @@
+//! The three domain services on one nats-server, each with a fresh database
+//! of the same kind, started in-process on free ports.
+
+#![allow(dead_code)] // each test file uses part of this helper
+
+use shopmesh_shared::settings::Env;
+use shopmesh_shared::testkit::{DatabaseKind, TestBackbone, TestDatabase};
+
+pub const AUTH_KEY: &str = "mesh-tests-key-0123456789abcdef01234";
+pub const ADMIN_TOKEN: &str = "mesh-tests-admin-token";
+
+pub struct Mesh {
+    pub backbone: TestBackbone,
+    pub user: String,
+    pub product: String,
+    pub order: String,
+    pub http: reqwest::Client,
+    _databases: Vec<TestDatabase>,
+}
+
+async fn database_like(kind: DatabaseKind) -> TestDatabase {
+    match kind {
+        DatabaseKind::Sqlite => TestDatabase::sqlite(),
+        DatabaseKind::Postgres => {
+            let url = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL");
+            TestDatabase::postgres(&url).await
+        }
+    }
+}
+
+fn env(backbone: &TestBackbone, database: &TestDatabase) -> Env {
+    Env::from_pairs([
+        ("SHOPMESH_HTTP_PORT", "0".to_owned()),
+        ("SHOPMESH_HTTP_WORKERS", "1".to_owned()),
+        ("NATS_URL", backbone.server.url()),
+        ("DATABASE_URL", database.url.clone()),
+        ("SHOPMESH_AUTH_KEY", AUTH_KEY.to_owned()),
+        ("SHOPMESH_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("SHOPMESH_OUTBOX_POLL", "50ms".to_owned()),
+        // Cheap password hashing: the cost is tested in the user service.
+        ("SHOPMESH_PASSWORD_MEMORY_KIB", "1024".to_owned()),
+        ("SHOPMESH_PASSWORD_ITERATIONS", "1".to_owned()),
+    ])
+}
+
+impl Mesh {
+    /// The mesh on databases of `kind`.
+    pub async fn start(kind: DatabaseKind) -> Self {
+        let backbone = TestBackbone::start().await;
+        let databases = vec![
+            database_like(kind).await,
+            database_like(kind).await,
+            database_like(kind).await,
+        ];
+
+        let settings = shopmesh_user::settings::Settings::from_env(&env(&backbone, &databases[0])).unwrap();
+        let app = shopmesh_user::startup::Application::build(settings).await.unwrap();
+        let user = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+
+        let settings = shopmesh_product::settings::Settings::from_env(&env(&backbone, &databases[1])).unwrap();
+        let app = shopmesh_product::startup::Application::build(settings).await.unwrap();
+        let product = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+
+        let settings = shopmesh_order::settings::Settings::from_env(&env(&backbone, &databases[2])).unwrap();
+        let app = shopmesh_order::startup::Application::build(settings).await.unwrap();
+        let order = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+
+        Self {
+            backbone,
+            user,
+            product,
+            order,
+            http: reqwest::Client::new(),
+            _databases: databases,
+        }
+    }
+
+    /// Registers a shopper and logs in; returns the token.
+    pub async fn shopper(&self, email: &str) -> String {
+        let created = self
+            .http
+            .post(format!("{}/users", self.user))
+            .json(&serde_json::json!({ "email": email, "name": "Test Shopper", "password": "correct horse battery" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let session: serde_json::Value = self
+            .http
+            .post(format!("{}/sessions", self.user))
+            .json(&serde_json::json!({ "email": email, "password": "correct horse battery" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        session["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a product as admin; returns its id.
+    pub async fn product(&self, name: &str, category: &str, price_cents: i64, stock: i64) -> String {
+        let response = self
+            .http
+            .post(format!("{}/products", self.product))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({ "name": name, "category": category, "price_cents": price_cents, "stock": stock }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn add_to_cart(&self, token: &str, product_id: &str, quantity: i64) -> reqwest::Response {
+        self.http
+            .post(format!("{}/cart/items", self.order))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "product_id": product_id, "quantity": quantity }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn checkout(&self, token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/orders", self.order))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stock(&self, product_id: &str) -> i64 {
+        let body: serde_json::Value = self
+            .http
+            .get(format!("{}/products/{product_id}", self.product))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["stock"].as_i64().unwrap()
+    }
+
+    /// Every event in the stream so far: (type, message id, traceparent, event).
+    pub async fn events(&self) -> Vec<(String, String, String, shopmesh_shared::events::Event)> {
+        use shopmesh_shared::nats::headers as h;
+        let stream = self.backbone.settings.streams.events_stream.clone();
+        let count = self.backbone.message_count(&stream).await;
+        let mut events = Vec::new();
+        for sequence in 1..=count {
+            let message = self.backbone.stored(sequence).await;
+            let header = |name| message.headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default();
+            let event = h::decode_message(Some(&message.headers), &message.payload).unwrap();
+            events.push((header(h::EVENT_TYPE), header(h::MESSAGE_ID), header(h::TRACEPARENT), event));
+        }
+        events
+    }
+}
+
+/// The database kinds this run covers: SQLite, and Postgres when configured.
+pub fn kinds() -> Vec<DatabaseKind> {
+    let mut kinds = vec![DatabaseKind::Sqlite];
+    if std::env::var("TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty()) {
+        kinds.push(DatabaseKind::Postgres);
+    }
+    kinds
+}
