@@ -26,25 +26,28 @@ async fn a_checkout_reserves_stock_records_the_order_and_publishes_it_once() {
         assert_eq!(mesh.stock(&lamp).await, 1);
 
         // The cart is empty and the order is listed.
-        let cart: serde_json::Value = mesh
-            .http
-            .get(format!("{}/cart", mesh.order))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let cart = mesh
+            .get_json(&format!("{}/cart", mesh.order), Some(&token))
+            .await;
         assert_eq!(cart["items"], serde_json::json!([]));
 
         let order_id = order["id"].as_str().unwrap().to_owned();
-        eventually(Duration::from_secs(20), "order.placed in the stream", async || {
-            mesh.events().await.iter().any(|(t, ..)| t == "order.placed")
-        })
+        eventually(
+            Duration::from_secs(20),
+            "order.placed in the stream",
+            async || {
+                mesh.events()
+                    .await
+                    .iter()
+                    .any(|(t, ..)| t == "order.placed")
+            },
+        )
         .await;
         let events = mesh.events().await;
-        let placed: Vec<_> = events.iter().filter(|(t, ..)| t == "order.placed").collect();
+        let placed: Vec<_> = events
+            .iter()
+            .filter(|(t, ..)| t == "order.placed")
+            .collect();
         assert_eq!(placed.len(), 1, "exactly once");
         let (_, message_id, traceparent, event) = placed[0];
         assert_eq!(message_id, &event.meta.event_id.to_string());
@@ -64,7 +67,9 @@ async fn not_enough_stock_is_409_naming_the_products_and_nothing_changes() {
     for kind in kinds() {
         let mesh = Mesh::start(kind).await;
         let token = mesh.shopper("bob@example.com").await;
-        let rare = mesh.product("Signed first edition", "books", 99_00, 1).await;
+        let rare = mesh
+            .product("Signed first edition", "books", 99_00, 1)
+            .await;
         let common = mesh.product("Paperback", "books", 9_99, 50).await;
         mesh.add_to_cart(&token, &rare, 2).await;
         mesh.add_to_cart(&token, &common, 1).await;
@@ -74,17 +79,13 @@ async fn not_enough_stock_is_409_naming_the_products_and_nothing_changes() {
         assert_eq!(problem["type"], "/problems/out-of-stock");
         assert_eq!(problem["short"][0]["product_id"], rare.as_str());
         assert_eq!(problem["short"][0]["available"], 1);
-        assert_eq!((mesh.stock(&rare).await, mesh.stock(&common).await), (1, 50));
-        let orders: serde_json::Value = mesh
-            .http
-            .get(format!("{}/orders", mesh.order))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        assert_eq!(
+            (mesh.stock(&rare).await, mesh.stock(&common).await),
+            (1, 50)
+        );
+        let orders = mesh
+            .get_json(&format!("{}/orders", mesh.order), Some(&token))
+            .await;
         assert_eq!(orders["items"], serde_json::json!([]));
     }
 }
@@ -102,8 +103,15 @@ async fn concurrent_checkouts_of_the_last_item_have_exactly_one_winner() {
         }
         let results = futures::future::join_all(tokens.iter().map(|t| mesh.checkout(t))).await;
         let statuses: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
-        assert_eq!(statuses.iter().filter(|&&s| s == 201).count(), 1, "{statuses:?} ({kind:?})");
-        assert!(statuses.iter().all(|&s| s == 201 || s == 409), "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 201).count(),
+            1,
+            "{statuses:?} ({kind:?})"
+        );
+        assert!(
+            statuses.iter().all(|&s| s == 201 || s == 409),
+            "{statuses:?}"
+        );
         assert_eq!(mesh.stock(&last).await, 0);
     }
 }
@@ -120,46 +128,37 @@ async fn another_users_order_is_invisible_and_cancelling_releases_stock() {
         let id = order["id"].as_str().unwrap();
         assert_eq!(mesh.stock(&kettle).await, 1);
 
+        let order_url = format!("{}/orders/{id}", mesh.order);
+        let cancel_url = format!("{order_url}/cancel");
         let peek = mesh
             .http
-            .get(format!("{}/orders/{id}", mesh.order))
+            .get(&order_url)
             .bearer_auth(&mallory)
             .send()
             .await
             .unwrap();
         assert_eq!(peek.status(), 404);
-        let steal = mesh
-            .http
-            .post(format!("{}/orders/{id}/cancel", mesh.order))
-            .bearer_auth(&mallory)
-            .send()
-            .await
-            .unwrap();
+        let steal = mesh.post(&cancel_url, &mallory).await;
         assert_eq!(steal.status(), 404);
         assert_eq!(mesh.stock(&kettle).await, 1);
 
-        let cancel = mesh
-            .http
-            .post(format!("{}/orders/{id}/cancel", mesh.order))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap();
+        let cancel = mesh.post(&cancel_url, &alice).await;
         assert_eq!(cancel.status(), 200);
         let cancelled: serde_json::Value = cancel.json().await.unwrap();
         assert_eq!(cancelled["status"], "cancelled");
         assert_eq!(mesh.stock(&kettle).await, 3);
-        let again = mesh
-            .http
-            .post(format!("{}/orders/{id}/cancel", mesh.order))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap();
+        let again = mesh.post(&cancel_url, &alice).await;
         assert_eq!(again.status(), 409);
-        eventually(Duration::from_secs(20), "order.cancelled in the stream", async || {
-            mesh.events().await.iter().any(|(t, ..)| t == "order.cancelled")
-        })
+        eventually(
+            Duration::from_secs(20),
+            "order.cancelled in the stream",
+            async || {
+                mesh.events()
+                    .await
+                    .iter()
+                    .any(|(t, ..)| t == "order.cancelled")
+            },
+        )
         .await;
     }
 }

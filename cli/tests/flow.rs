@@ -34,19 +34,15 @@ async fn register_login_browse_rate_buy_and_find_every_event_in_the_stream() {
             .await
             .unwrap();
         let token = session["token"].as_str().unwrap();
-        let me: serde_json::Value = http
-            .get(format!("{}/users/me", mesh.user))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me = mesh
+            .get_json(&format!("{}/users/me", mesh.user), Some(token))
+            .await;
         assert_eq!(me["id"], user["id"]);
 
         // The catalogue, as admin.
-        let compiler = mesh.product("Compilers: Principles", "books", 59_00, 10).await;
+        let compiler = mesh
+            .product("Compilers: Principles", "books", 59_00, 10)
+            .await;
         let _lamp = mesh.product("Reading lamp", "home", 19_00, 10).await;
         let patched = http
             .patch(format!("{}/products/{compiler}", mesh.product))
@@ -58,15 +54,8 @@ async fn register_login_browse_rate_buy_and_find_every_event_in_the_stream() {
         assert_eq!(patched.status(), 200);
 
         // Search, view, rate.
-        let found: serde_json::Value = http
-            .get(format!("{}/products?q=compil&category=books", mesh.product))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let search = format!("{}/products?q=compil&category=books", mesh.product);
+        let found = mesh.get_json(&search, Some(token)).await;
         assert_eq!(found["total"], 1);
         assert_eq!(found["items"][0]["id"], compiler.as_str());
         let viewed = http
@@ -91,15 +80,9 @@ async fn register_login_browse_rate_buy_and_find_every_event_in_the_stream() {
         assert_eq!(order.status(), 201);
         let order: serde_json::Value = order.json().await.unwrap();
         assert_eq!(order["total_cents"], 49_00);
-        let orders: serde_json::Value = http
-            .get(format!("{}/orders", mesh.order))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let orders = mesh
+            .get_json(&format!("{}/orders", mesh.order), Some(token))
+            .await;
         assert_eq!(orders["items"][0]["id"], order["id"]);
 
         // Every step left its event, each with a message id and a trace.
@@ -114,10 +97,14 @@ async fn register_login_browse_rate_buy_and_find_every_event_in_the_stream() {
             "cart.item_added",
             "order.placed",
         ];
-        eventually(Duration::from_secs(20), "every event type of the flow", async || {
-            let types: Vec<String> = mesh.events().await.into_iter().map(|(t, ..)| t).collect();
-            expected.iter().all(|e| types.iter().any(|t| t == e))
-        })
+        eventually(
+            Duration::from_secs(20),
+            "every event type of the flow",
+            async || {
+                let types: Vec<String> = mesh.events().await.into_iter().map(|(t, ..)| t).collect();
+                expected.iter().all(|e| types.iter().any(|t| t == e))
+            },
+        )
         .await;
         let events = mesh.events().await;
         for (event_type, message_id, traceparent, event) in &events {
@@ -127,7 +114,9 @@ async fn register_login_browse_rate_buy_and_find_every_event_in_the_stream() {
         }
         let user_id = user["id"].as_str().unwrap();
         for (event_type, .., event) in &events {
-            if !event_type.starts_with("product.created") && !event_type.starts_with("product.updated") {
+            if !event_type.starts_with("product.created")
+                && !event_type.starts_with("product.updated")
+            {
                 assert_eq!(
                     event.meta.user_id.map(|u| u.to_string()).as_deref(),
                     Some(user_id),

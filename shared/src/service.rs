@@ -9,7 +9,9 @@
 use crate::auth::TokenKey;
 use crate::behaviour::BehaviourPublisher;
 use crate::db::{self, DatabaseKind, DatabaseSettings};
-use crate::http::{JsonLimit, ReadinessCheck, healthz, readiness_response, trace_requests};
+use crate::http::{
+    JsonLimit, ReadinessCheck, healthz, no_route, readiness_response, trace_requests,
+};
 use crate::nats::{EventPublisher, connect, jetstream_context, provision_streams};
 use crate::outbox::{self, OutboxRelay, RelaySettings};
 use crate::settings::{BackboneSettings, Env, Secret, SettingsError};
@@ -232,6 +234,7 @@ where
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .configure(configure.clone())
+            .default_service(web::to(no_route))
     })
     .workers(http.workers)
     .shutdown_timeout(http.shutdown_grace.as_secs())

@@ -53,18 +53,27 @@ impl Mesh {
             database_like(kind).await,
         ];
 
-        let settings = shopmesh_user::settings::Settings::from_env(&env(&backbone, &databases[0])).unwrap();
-        let app = shopmesh_user::startup::Application::build(settings).await.unwrap();
+        let settings =
+            shopmesh_user::settings::Settings::from_env(&env(&backbone, &databases[0])).unwrap();
+        let app = shopmesh_user::startup::Application::build(settings)
+            .await
+            .unwrap();
         let user = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
 
-        let settings = shopmesh_product::settings::Settings::from_env(&env(&backbone, &databases[1])).unwrap();
-        let app = shopmesh_product::startup::Application::build(settings).await.unwrap();
+        let settings =
+            shopmesh_product::settings::Settings::from_env(&env(&backbone, &databases[1])).unwrap();
+        let app = shopmesh_product::startup::Application::build(settings)
+            .await
+            .unwrap();
         let product = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
 
-        let settings = shopmesh_order::settings::Settings::from_env(&env(&backbone, &databases[2])).unwrap();
-        let app = shopmesh_order::startup::Application::build(settings).await.unwrap();
+        let settings =
+            shopmesh_order::settings::Settings::from_env(&env(&backbone, &databases[2])).unwrap();
+        let app = shopmesh_order::startup::Application::build(settings)
+            .await
+            .unwrap();
         let order = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
 
@@ -102,7 +111,13 @@ impl Mesh {
     }
 
     /// Creates a product as admin; returns its id.
-    pub async fn product(&self, name: &str, category: &str, price_cents: i64, stock: i64) -> String {
+    pub async fn product(
+        &self,
+        name: &str,
+        category: &str,
+        price_cents: i64,
+        stock: i64,
+    ) -> String {
         let response = self
             .http
             .post(format!("{}/products", self.product))
@@ -116,7 +131,12 @@ impl Mesh {
         body["id"].as_str().unwrap().to_owned()
     }
 
-    pub async fn add_to_cart(&self, token: &str, product_id: &str, quantity: i64) -> reqwest::Response {
+    pub async fn add_to_cart(
+        &self,
+        token: &str,
+        product_id: &str,
+        quantity: i64,
+    ) -> reqwest::Response {
         self.http
             .post(format!("{}/cart/items", self.order))
             .bearer_auth(token)
@@ -127,25 +147,26 @@ impl Mesh {
     }
 
     pub async fn checkout(&self, token: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/orders", self.order))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.post(&format!("{}/orders", self.order), token).await
+    }
+
+    /// GET `url` with an optional bearer token; the JSON body.
+    pub async fn get_json(&self, url: &str, token: Option<&str>) -> serde_json::Value {
+        let mut request = self.http.get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// POST `url` with a bearer token and no body.
+    pub async fn post(&self, url: &str, token: &str) -> reqwest::Response {
+        self.http.post(url).bearer_auth(token).send().await.unwrap()
     }
 
     pub async fn stock(&self, product_id: &str) -> i64 {
-        let body: serde_json::Value = self
-            .http
-            .get(format!("{}/products/{product_id}", self.product))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["stock"].as_i64().unwrap()
+        let url = format!("{}/products/{product_id}", self.product);
+        self.get_json(&url, None).await["stock"].as_i64().unwrap()
     }
 
     /// Every event in the stream so far: (type, message id, traceparent, event).
@@ -156,9 +177,20 @@ impl Mesh {
         let mut events = Vec::new();
         for sequence in 1..=count {
             let message = self.backbone.stored(sequence).await;
-            let header = |name| message.headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default();
+            let header = |name| {
+                message
+                    .headers
+                    .get(name)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default()
+            };
             let event = h::decode_message(Some(&message.headers), &message.payload).unwrap();
-            events.push((header(h::EVENT_TYPE), header(h::MESSAGE_ID), header(h::TRACEPARENT), event));
+            events.push((
+                header(h::EVENT_TYPE),
+                header(h::MESSAGE_ID),
+                header(h::TRACEPARENT),
+                event,
+            ));
         }
         events
     }

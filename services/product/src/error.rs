@@ -19,10 +19,6 @@ pub enum ProductError {
     NothingToChange,
     #[error("product {0} does not exist")]
     NotFound(ProductId),
-    #[error("no route matches {method} {path}")]
-    NoRoute { method: String, path: String },
-    #[error("{method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -51,13 +47,6 @@ impl ProductError {
                 self.to_string(),
             ),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
-            Self::NoRoute { .. } => Problem::not_found(self.to_string()),
-            Self::MethodNotAllowed { .. } => Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "/problems/method-not-allowed",
-                "Method not allowed",
-                self.to_string(),
-            ),
             Self::Unexpected(_) => Problem::internal(),
         }
     }

@@ -3,12 +3,14 @@
 //! bearer-token authentication, and health endpoints.
 
 mod auth;
+mod fallback;
 mod health;
 mod json;
 mod problem;
 mod trace;
 
 pub use auth::{AdminToken, AuthenticatedUser, RequireAdmin};
+pub use fallback::{method_not_allowed, no_route};
 pub use health::{ReadinessCheck, healthz, readiness_response};
 pub use json::{DEFAULT_BODY_LIMIT, JsonBody, JsonLimit};
 pub use problem::Problem;

@@ -6,6 +6,7 @@ mod orders;
 use crate::catalog::Catalog;
 use actix_web::web;
 use shopmesh_shared::behaviour::BehaviourPublisher;
+use shopmesh_shared::http::method_not_allowed;
 use shopmesh_shared::nats::EventPublisher;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -19,15 +20,37 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
 }
 
+/// Registers the routes, with a 405 problem for a wrong method.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/cart", web::get().to(cart::show))
-        .route("/cart/items", web::post().to(cart::add_item))
-        .route(
-            "/cart/items/{product_id}",
-            web::delete().to(cart::remove_item),
-        )
-        .route("/orders", web::post().to(orders::checkout))
-        .route("/orders", web::get().to(orders::list))
-        .route("/orders/{id}", web::get().to(orders::show))
-        .route("/orders/{id}/cancel", web::post().to(orders::cancel));
+    cfg.service(
+        web::resource("/cart")
+            .route(web::get().to(cart::show))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/cart/items")
+            .route(web::post().to(cart::add_item))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/cart/items/{product_id}")
+            .route(web::delete().to(cart::remove_item))
+            .default_service(method_not_allowed("DELETE")),
+    )
+    .service(
+        web::resource("/orders")
+            .route(web::post().to(orders::checkout))
+            .route(web::get().to(orders::list))
+            .default_service(method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/orders/{id}")
+            .route(web::get().to(orders::show))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/orders/{id}/cancel")
+            .route(web::post().to(orders::cancel))
+            .default_service(method_not_allowed("POST")),
+    );
 }

@@ -43,3 +43,21 @@ async fn orders_start_empty_and_unknown_ids_are_404() {
         assert_eq!(app.get("/orders", None).await.status(), 401);
     }
 }
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_get_problem_bodies() {
+    let app = spawn_app(shopmesh_shared::testkit::TestDatabase::sqlite()).await;
+    let unknown = app.get("/nowhere", Some(&token())).await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(problem(unknown).await["type"], "/problems/not-found");
+    let wrong = app
+        .http
+        .put(app.url("/orders"))
+        .bearer_auth(token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()["allow"], "GET, POST");
+    assert_eq!(problem(wrong).await["type"], "/problems/method-not-allowed");
+}

@@ -3,7 +3,6 @@
 //! Path ids that are not UUIDs are a 400 problem naming `id` (not a 404): the
 //! request is malformed, whatever the catalogue holds.
 
-mod fallback;
 mod optional_user;
 mod products;
 mod ratings;
@@ -15,6 +14,7 @@ pub use ratings::RatingBody;
 use crate::error::ProductError;
 use actix_web::web;
 use shopmesh_shared::events::ProductId;
+use shopmesh_shared::http::method_not_allowed;
 
 /// Registers every route of the service.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -22,20 +22,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/products")
             .route(web::get().to(products::list))
             .route(web::post().to(products::create))
-            .default_service(web::to(fallback::method_not_allowed)),
+            .default_service(method_not_allowed("GET, POST")),
     )
     .service(
         web::resource("/products/{id}")
             .route(web::get().to(products::get))
             .route(web::patch().to(products::update))
-            .default_service(web::to(fallback::method_not_allowed)),
+            .default_service(method_not_allowed("GET, PATCH")),
     )
     .service(
         web::resource("/products/{id}/ratings")
             .route(web::post().to(ratings::rate))
-            .default_service(web::to(fallback::method_not_allowed)),
-    )
-    .default_service(web::to(fallback::not_found));
+            .default_service(method_not_allowed("POST")),
+    );
 }
 
 /// The `{id}` path segment as a product id.

@@ -1,6 +1,5 @@
-//! The HTTP routes of the user service and the problem answers for requests
-//! no route takes (unknown path 404, wrong method 405), so that every 4xx has
-//! a JSON problem body.
+//! The HTTP routes of the user service with a 405 problem for a wrong method
+//! (unknown paths get the shared 404 problem).
 
 mod sessions;
 mod users;
@@ -8,52 +7,24 @@ mod users;
 pub use sessions::{SessionIssuer, SessionResponse};
 pub use users::UserResponse;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use shopmesh_shared::http::Problem;
+use actix_web::web;
+use shopmesh_shared::http::method_not_allowed;
 
 /// Registers `/users`, `/users/me` and `/sessions`, and the fallbacks.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/users")
             .route(web::post().to(users::register))
-            .default_service(web::to(only_post)),
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/users/me")
             .route(web::get().to(users::me))
-            .default_service(web::to(only_get)),
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/sessions")
             .route(web::post().to(sessions::login))
-            .default_service(web::to(only_post)),
-    )
-    .default_service(web::to(not_found));
-}
-
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    Problem::not_found(format!("no resource at {}", req.path())).error_response()
-}
-
-fn method_not_allowed(req: &HttpRequest, allowed: &'static str) -> HttpResponse {
-    let problem = Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "/problems/method-not-allowed",
-        "Method not allowed",
-        format!("{} accepts {allowed} only", req.path()),
+            .default_service(method_not_allowed("POST")),
     );
-    let mut response = problem.error_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
-    response
-}
-
-async fn only_post(req: HttpRequest) -> HttpResponse {
-    method_not_allowed(&req, "POST")
-}
-
-async fn only_get(req: HttpRequest) -> HttpResponse {
-    method_not_allowed(&req, "GET")
 }
