@@ -203,6 +203,32 @@ pub fn decode(headers: WireHeaders<'_>, body: &[u8]) -> Result<Event, DecodeErro
     }
 }
 
+/// Why a stored value (a snapshot, say) could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("cannot encode value: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+    #[error("cannot decode value: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    #[error("value has {0} unexpected trailing bytes")]
+    TrailingBytes(usize),
+}
+
+/// Encodes any serde value with the wire configuration but no size limit:
+/// for state a service stores itself (snapshots), not for messages.
+pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, ValueError> {
+    Ok(bincode::serde::encode_to_vec(value, bincode::config::standard())?)
+}
+
+/// Decodes what [`encode_value`] wrote.
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValueError> {
+    let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())?;
+    if read != bytes.len() {
+        return Err(ValueError::TrailingBytes(bytes.len() - read));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +303,14 @@ mod tests {
             err,
             DecodeError::Malformed { .. } | DecodeError::TrailingBytes { .. }
         ));
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let value = (42u64, vec!["a".to_string()], Some(-1i64));
+        let bytes = encode_value(&value).unwrap();
+        assert_eq!(decode_value::<(u64, Vec<String>, Option<i64>)>(&bytes).unwrap(), value);
+        assert!(decode_value::<(u64, Vec<String>, Option<i64>)>(&bytes[..2]).is_err());
     }
 
     #[test]
