@@ -20,6 +20,9 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
     echo "test.sh: TEST_POSTGRES_URL is not set; database tests run on SQLite only" >&2
 fi
 
+# The cross-service tests run the service binaries as processes.
+cargo build --workspace --bins --quiet
+
 # Doctests first: nextest does not run them, and its summary should be the
 # last thing printed.
 cargo test --workspace --doc --quiet

@@ -25,6 +25,8 @@ enum Command {
     Provision(commands::provision::Args),
     /// Show the partition and subjects of a user's events.
     Partition(commands::partition::Args),
+    /// Fill the catalogue with a deterministic set of products (idempotent).
+    Seed(commands::seed::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         let result = match cli.command {
             Command::Provision(args) => commands::provision::run(args, &env).await,
             Command::Partition(args) => commands::partition::run(args, &env),
+            Command::Seed(args) => commands::seed::run(args, &env).await,
         };
         telemetry.shutdown();
         result

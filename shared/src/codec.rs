@@ -217,7 +217,10 @@ pub enum ValueError {
 /// Encodes any serde value with the wire configuration but no size limit:
 /// for state a service stores itself (snapshots), not for messages.
 pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, ValueError> {
-    Ok(bincode::serde::encode_to_vec(value, bincode::config::standard())?)
+    Ok(bincode::serde::encode_to_vec(
+        value,
+        bincode::config::standard(),
+    )?)
 }
 
 /// Decodes what [`encode_value`] wrote.
@@ -309,7 +312,10 @@ mod tests {
     fn values_round_trip() {
         let value = (42u64, vec!["a".to_string()], Some(-1i64));
         let bytes = encode_value(&value).unwrap();
-        assert_eq!(decode_value::<(u64, Vec<String>, Option<i64>)>(&bytes).unwrap(), value);
+        assert_eq!(
+            decode_value::<(u64, Vec<String>, Option<i64>)>(&bytes).unwrap(),
+            value
+        );
         assert!(decode_value::<(u64, Vec<String>, Option<i64>)>(&bytes[..2]).is_err());
     }
 

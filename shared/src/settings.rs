@@ -68,6 +68,11 @@ impl Env {
         }
     }
 
+    /// Every variable, e.g. to pass them on to a child process.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The raw value; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars

@@ -2,3 +2,4 @@
 
 pub mod partition;
 pub mod provision;
+pub mod seed;

@@ -5,6 +5,8 @@
 
 use shopmesh_shared::settings::Env;
 use shopmesh_shared::testkit::{DatabaseKind, TestBackbone, TestDatabase};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 pub const AUTH_KEY: &str = "mesh-tests-key-0123456789abcdef01234";
 pub const ADMIN_TOKEN: &str = "mesh-tests-admin-token";
@@ -15,7 +17,39 @@ pub struct Mesh {
     pub product: String,
     pub order: String,
     pub http: reqwest::Client,
+    /// The service processes, when started natively (`start_native`).
+    pub processes: Vec<Child>,
     _databases: Vec<TestDatabase>,
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for child in &mut self.processes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The service binaries sit beside this crate's `shopmesh` binary
+/// (`scripts/test.sh` builds every binary of the workspace first).
+fn service_binary(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_shopmesh")).parent().unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn database_like(kind: DatabaseKind) -> TestDatabase {
@@ -83,8 +117,78 @@ impl Mesh {
             product,
             order,
             http: reqwest::Client::new(),
+            processes: Vec::new(),
             _databases: databases,
         }
+    }
+
+    /// The mesh as operators run it: the three service binaries as processes,
+    /// configured only through their environment, on databases of `kind`.
+    pub async fn start_native(kind: DatabaseKind) -> Self {
+        let backbone = TestBackbone::start().await;
+        let databases = vec![
+            database_like(kind).await,
+            database_like(kind).await,
+            database_like(kind).await,
+        ];
+        let mut urls = Vec::new();
+        let mut processes = Vec::new();
+        for (service, database) in ["user", "product", "order"].iter().zip(&databases) {
+            let port = free_port();
+            let mut command = Command::new(service_binary(&format!("shopmesh-{service}")));
+            for (name, value) in env(&backbone, database).pairs() {
+                command.env(name, value);
+            }
+            let child = command
+                .env("SHOPMESH_HTTP_PORT", port.to_string())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            processes.push(child);
+            urls.push(format!("http://127.0.0.1:{port}"));
+        }
+        let http = reqwest::Client::new();
+        for url in &urls {
+            shopmesh_shared::testkit::eventually(
+                std::time::Duration::from_secs(30),
+                &format!("{url}/readyz answers 200"),
+                async || {
+                    http.get(format!("{url}/readyz"))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200)
+                },
+            )
+            .await;
+        }
+        let order = urls.pop().unwrap();
+        let product = urls.pop().unwrap();
+        let user = urls.pop().unwrap();
+        Self {
+            backbone,
+            user,
+            product,
+            order,
+            http,
+            processes,
+            _databases: databases,
+        }
+    }
+
+    /// SIGTERM to every service process; their exit statuses, in order.
+    pub fn terminate(&mut self) -> Vec<std::process::ExitStatus> {
+        for child in &self.processes {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        self.processes
+            .drain(..)
+            .map(|mut child| child.wait().unwrap())
+            .collect()
     }
 
     /// Registers a shopper and logs in; returns the token.
