@@ -176,6 +176,14 @@ impl Mesh {
         }
     }
 
+    /// SIGKILL to the native service at `index` (0 user, 1 product, 2 order),
+    /// which then leaves the list.
+    pub fn kill_native(&mut self, index: usize) {
+        let mut child = self.processes.remove(index);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// SIGTERM to every service process; their exit statuses, in order.
     pub fn terminate(&mut self) -> Vec<std::process::ExitStatus> {
         for child in &self.processes {
