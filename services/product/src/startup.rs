@@ -3,13 +3,13 @@
 //! the HTTP server and the NATS request-reply endpoints; and stopping them in
 //! order.
 
-use crate::rpc::RpcServer;
 use crate::settings::Settings;
 use crate::state::AppState;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use shopmesh_shared::db::DatabaseKind;
 use shopmesh_shared::http::AdminToken;
+use shopmesh_shared::rpc::RpcServer;
 use shopmesh_shared::service::{ServiceCore, bind, http_server};
 
 pub struct Application {
@@ -31,7 +31,7 @@ impl Application {
             behaviour: core.behaviour.clone(),
             outbox_wake: core.outbox_wake.clone(),
         };
-        let rpc = RpcServer::start(&core.client, state.clone(), settings.rpc_max_inflight).await?;
+        let rpc = crate::rpc::start(&core.client, state.clone(), settings.rpc_max_inflight).await?;
 
         let listener = bind(&settings.core.http)?;
         let port = listener.local_addr()?.port();

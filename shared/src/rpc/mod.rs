@@ -5,6 +5,10 @@
 //! The product service answers these; the order service calls them. Neither
 //! depends on the other's crate: this module is the contract.
 
+mod server;
+
+pub use server::{RpcFailure, RpcHandler, RpcServer, RpcService, answer_json};
+
 use crate::events::{Category, OrderId, ProductId};
 use crate::nats::headers::TraceHeaders;
 use async_nats::HeaderMap;
