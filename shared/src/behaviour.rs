@@ -61,6 +61,7 @@ impl BehaviourPublisher {
         let trace = TraceHeaders::current();
         if self.tx.try_send((event, trace)).is_err() {
             self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+            record_drop("buffer_full", 1);
         }
     }
 }
@@ -80,6 +81,7 @@ async fn publish_loop(
                     Err(error) => {
                         tracing::warn!(%error, "behaviour event not encodable; dropped");
                         stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                        record_drop("publish_failed", 1);
                         continue;
                     }
                 };
@@ -88,6 +90,7 @@ async fn publish_loop(
                     Err(error) => {
                         tracing::warn!(%error, "behaviour event dropped");
                         stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                        record_drop("publish_failed", 1);
                     }
                 }
             }
@@ -121,7 +124,15 @@ fn count(
         Ok(_) => stats.published.fetch_add(1, Ordering::Relaxed),
         Err(error) => {
             tracing::warn!(%error, "behaviour event dropped");
+            record_drop("publish_failed", 1);
             stats.dropped_failed.fetch_add(1, Ordering::Relaxed)
         }
     };
+}
+
+fn record_drop(reason: &str, count: u64) {
+    crate::metrics::metrics()
+        .behaviour_dropped
+        .with_label_values(&[reason])
+        .inc_by(count);
 }

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod db;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod rpc;

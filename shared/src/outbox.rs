@@ -296,6 +296,10 @@ impl OutboxRelay {
                     tracing::warn!(error = %error, "outbox relay round failed; will retry");
                 }
             }
+            match backlog(&self.pool).await {
+                Ok(rows) => crate::metrics::metrics().outbox_backlog.set(rows),
+                Err(error) => tracing::warn!(%error, "cannot count the outbox backlog"),
+            }
             if last_purge.elapsed() > Duration::from_secs(60) {
                 last_purge = tokio::time::Instant::now();
                 if let Err(error) = self.purge().await {

@@ -211,8 +211,9 @@ pub fn bind(http: &HttpSettings) -> std::io::Result<TcpListener> {
     TcpListener::bind((http.host.as_str(), http.port))
 }
 
-/// An actix-web server with the shared conventions: request tracing, the JSON
-/// body limit, `/healthz`, `/readyz` over `checks`, and `configure`'s routes.
+/// An actix-web server with the shared conventions: request tracing and
+/// metrics, the JSON body limit, `/healthz`, `/readyz` over `checks`,
+/// `/metrics`, and `configure`'s routes.
 /// Stopping it (SIGINT/SIGTERM or its handle) stops accepting and gives
 /// in-flight requests `shutdown_grace` to finish.
 pub fn http_server<F>(
@@ -233,6 +234,7 @@ where
             .app_data(checks.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics_text))
             .configure(configure.clone())
             .default_service(web::to(no_route))
     })
@@ -241,6 +243,13 @@ where
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// `GET /metrics`: the process's metrics in the Prometheus text format.
+pub async fn metrics_text() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(crate::metrics::metrics().render())
 }
 
 async fn readyz(checks: web::Data<Vec<ReadinessCheck>>) -> actix_web::HttpResponse {

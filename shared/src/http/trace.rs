@@ -1,5 +1,7 @@
-//! One SERVER span per HTTP request, continuing the caller's W3C trace.
+//! One SERVER span per HTTP request, continuing the caller's W3C trace, and
+//! the request's count and duration in the metrics (by route pattern).
 
+use crate::metrics::metrics;
 use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -48,13 +50,24 @@ pub async fn trace_requests(
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
     }
+    let started = std::time::Instant::now();
     let response = next.call(req).instrument(span.clone()).await;
-    if let Ok(response) = &response {
-        let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
-        if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
-        }
+    let status = match &response {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
     }
+    let metrics = metrics();
+    metrics
+        .http_requests
+        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[method.as_str(), route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
     response
 }

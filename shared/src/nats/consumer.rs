@@ -16,6 +16,7 @@
 use super::BackboneError;
 use super::headers::{self, MessageDecodeError, decode_message};
 use crate::events::Event;
+use crate::metrics::metrics;
 use crate::settings::{ConsumerSettings, StreamSettings};
 use crate::subjects::{Partition, dead_letter_subject, partition_filter};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
@@ -259,7 +260,13 @@ impl<H: EventHandler> PartitionWorker<H> {
 
     async fn process(&self, message: jetstream::Message, partition: Partition) {
         let (stream_sequence, delivered) = match message.info() {
-            Ok(info) => (info.stream_sequence, info.delivered),
+            Ok(info) => {
+                metrics()
+                    .consumer_lag
+                    .with_label_values(&[&partition.to_string()])
+                    .set(info.pending as i64);
+                (info.stream_sequence, info.delivered)
+            }
             Err(_) => (0, 1),
         };
         let subject = message.subject.to_string();
@@ -276,6 +283,7 @@ impl<H: EventHandler> PartitionWorker<H> {
             }
             Err(error) if error.is_from_newer_producer() => {
                 self.stats.skipped_newer.fetch_add(1, Ordering::Relaxed);
+                record_outcome("skipped_newer");
                 tracing::info!(%subject, stream_sequence, %error, "skipping event from a newer producer");
                 ack(&message, AckKind::Ack).await;
             }
@@ -313,10 +321,12 @@ impl<H: EventHandler> PartitionWorker<H> {
         match result {
             Ok(()) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
+                record_outcome("handled");
                 ack(message, AckKind::Ack).await;
             }
             Err(HandlerError::Transient(error)) => {
                 self.stats.nakked.fetch_add(1, Ordering::Relaxed);
+                record_outcome("nakked");
                 tracing::warn!(stream_sequence, error = %format!("{error:#}"), "handler failed; will retry");
                 ack(message, AckKind::Nak(Some(self.settings.nak_delay))).await;
             }
@@ -368,6 +378,7 @@ impl<H: EventHandler> PartitionWorker<H> {
         match stored {
             Ok(_) => {
                 self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                record_outcome("dead_lettered");
                 tracing::warn!(%subject, stream_sequence, reason = error.reason(), error = %detail, "message dead-lettered");
                 ack(message, AckKind::Term).await;
             }
@@ -404,6 +415,13 @@ impl DeadLetterReason for anyhow::Error {
     fn detail(&self) -> String {
         format!("{self:#}")
     }
+}
+
+fn record_outcome(outcome: &str) {
+    metrics()
+        .consumer_messages
+        .with_label_values(&[outcome])
+        .inc();
 }
 
 /// Acks are fire-and-forget: a lost ack means a redelivery, which handlers

@@ -9,6 +9,7 @@
 use super::headers::{self, TraceHeaders};
 use crate::codec::{self, EncodeError};
 use crate::events::{Event, EventId, EventType};
+use crate::metrics::metrics;
 use crate::settings::{PublisherSettings, StreamSettings};
 use crate::subjects::{PartitionCount, event_subject, partition_for};
 
@@ -239,6 +240,7 @@ impl EventPublisher {
         );
         if !retryable {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            record_failure(outbound.event_type);
             return Err(PublishError::Refused {
                 event_id: outbound.event_id,
                 event_type: outbound.event_type,
@@ -248,6 +250,7 @@ impl EventPublisher {
         }
         if attempt >= self.settings.attempts {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            record_failure(outbound.event_type);
             return Err(PublishError::RetriesExhausted {
                 event_id: outbound.event_id,
                 event_type: outbound.event_type,
@@ -269,6 +272,13 @@ impl EventPublisher {
         tokio::time::sleep(delay).await;
         Ok(())
     }
+}
+
+fn record_failure(event_type: EventType) {
+    metrics()
+        .events_publish_failed
+        .with_label_values(&[event_type.as_str()])
+        .inc();
 }
 
 /// `initial * 2^(attempt-1)`, capped, with up to 25% jitter so that many
@@ -307,12 +317,15 @@ impl PendingPublish<'_> {
         loop {
             match ack.await {
                 Ok(stored) => {
-                    let counter = if stored.duplicate {
-                        &publisher.stats.duplicates
+                    let (counter, metric) = if stored.duplicate {
+                        (&publisher.stats.duplicates, &metrics().events_duplicate)
                     } else {
-                        &publisher.stats.published
+                        (&publisher.stats.published, &metrics().events_published)
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    metric
+                        .with_label_values(&[outbound.event_type.as_str()])
+                        .inc();
                     return Ok(Published {
                         event_id: outbound.event_id,
                         stream_sequence: stored.sequence,

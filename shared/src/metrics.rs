@@ -1,0 +1,187 @@
+//! Prometheus metrics of a process, served at `/metrics` in the text format
+//! (0.0.4) by every service's HTTP server. One registry per process,
+//! created on first use; libraries record into it, `render` writes it out.
+//!
+//! Names follow Prometheus conventions: `shopmesh_` prefix, base units
+//! (seconds), `_total` for counters.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::sync::OnceLock;
+
+/// Every metric shopmesh records.
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by method, route pattern and status code.
+    pub http_requests: IntCounterVec,
+    /// HTTP request duration by method and route pattern.
+    pub http_duration: HistogramVec,
+    /// Events stored by the stream, by type.
+    pub events_published: IntCounterVec,
+    /// Events the server already had (duplicate message id), by type.
+    pub events_duplicate: IntCounterVec,
+    /// Publishes that failed for good, by type.
+    pub events_publish_failed: IntCounterVec,
+    /// Behaviour events dropped, by reason (`buffer_full`, `publish_failed`).
+    pub behaviour_dropped: IntCounterVec,
+    /// Outbox rows not yet published.
+    pub outbox_backlog: IntGauge,
+    /// Messages handled by a consumer, by outcome (`handled`, `nakked`,
+    /// `dead_lettered`, `skipped_newer`).
+    pub consumer_messages: IntCounterVec,
+    /// Messages waiting for a consumer, by partition (the server's
+    /// num_pending at the last delivery).
+    pub consumer_lag: IntGaugeVec,
+    /// Time from the request to the answer of a recommendation query.
+    pub recommendation_duration: Histogram,
+}
+
+/// Latency buckets from 0.5 ms to 5 s: our requests live in milliseconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("metric registered once");
+            metric
+        };
+        let http_requests = counter(
+            "shopmesh_http_requests_total",
+            "HTTP requests by method, route and status code",
+            &["method", "route", "status"],
+        );
+        let events_published = counter(
+            "shopmesh_events_published_total",
+            "Events stored by the events stream, by type",
+            &["type"],
+        );
+        let events_duplicate = counter(
+            "shopmesh_events_duplicate_total",
+            "Publishes the stream dropped as duplicates (same message id), by type",
+            &["type"],
+        );
+        let events_publish_failed = counter(
+            "shopmesh_events_publish_failed_total",
+            "Publishes that failed after every retry, by type",
+            &["type"],
+        );
+        let behaviour_dropped = counter(
+            "shopmesh_behaviour_events_dropped_total",
+            "Behaviour events dropped, by reason",
+            &["reason"],
+        );
+        let consumer_messages = counter(
+            "shopmesh_consumer_messages_total",
+            "Messages a consumer finished with, by outcome",
+            &["outcome"],
+        );
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "shopmesh_http_request_duration_seconds",
+                "HTTP request duration by method and route",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("metric registered once");
+        let outbox_backlog =
+            IntGauge::new("shopmesh_outbox_backlog", "Outbox rows not yet published")
+                .expect("valid metric");
+        registry
+            .register(Box::new(outbox_backlog.clone()))
+            .expect("metric registered once");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "shopmesh_consumer_lag",
+                "Messages waiting for a partition's consumer",
+            ),
+            &["partition"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(consumer_lag.clone()))
+            .expect("metric registered once");
+        let recommendation_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "shopmesh_recommendation_duration_seconds",
+                "Time to answer a recommendation query",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(recommendation_duration.clone()))
+            .expect("metric registered once");
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            events_published,
+            events_duplicate,
+            events_publish_failed,
+            behaviour_dropped,
+            outbox_backlog,
+            consumer_messages,
+            consumer_lag,
+            recommendation_duration,
+        }
+    }
+
+    /// Every metric, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding into memory cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_values_show_up_in_the_text_format() {
+        let m = metrics();
+        m.events_published
+            .with_label_values(&["order.placed"])
+            .inc();
+        m.http_duration
+            .with_label_values(&["GET", "/products/{id}"])
+            .observe(0.002);
+        let text = m.render();
+        assert!(
+            text.contains("shopmesh_events_published_total{type=\"order.placed\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shopmesh_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE shopmesh_outbox_backlog gauge"),
+            "{text}"
+        );
+    }
+}
