@@ -27,6 +27,8 @@ enum Command {
     Partition(commands::partition::Args),
     /// Fill the catalogue with a deterministic set of products (idempotent).
     Seed(commands::seed::Args),
+    /// Print the events on a subject pattern as JSON lines with their headers.
+    Tail(commands::tail::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
             Command::Provision(args) => commands::provision::run(args, &env).await,
             Command::Partition(args) => commands::partition::run(args, &env),
             Command::Seed(args) => commands::seed::run(args, &env).await,
+            Command::Tail(args) => commands::tail::run(args, &env).await,
         };
         telemetry.shutdown();
         result

@@ -3,3 +3,4 @@
 pub mod partition;
 pub mod provision;
 pub mod seed;
+pub mod tail;

@@ -33,6 +33,7 @@
 //! does not know.
 
 mod ids;
+pub mod json;
 mod payload;
 
 pub use ids::{EventId, InvalidId, OrderId, ProductId, UserId};
