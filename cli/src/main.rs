@@ -29,6 +29,8 @@ enum Command {
     Seed(commands::seed::Args),
     /// Print the events on a subject pattern as JSON lines with their headers.
     Tail(commands::tail::Args),
+    /// Run the whole platform natively: NATS, the services, a seeded catalogue.
+    Up(commands::up::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
             Command::Partition(args) => commands::partition::run(args, &env),
             Command::Seed(args) => commands::seed::run(args, &env).await,
             Command::Tail(args) => commands::tail::run(args, &env).await,
+            Command::Up(args) => commands::up::run(args, &env).await,
         };
         telemetry.shutdown();
         result

@@ -3,4 +3,6 @@
 pub mod partition;
 pub mod provision;
 pub mod seed;
+mod status;
 pub mod tail;
+pub mod up;

@@ -47,14 +47,31 @@ async fn existing_names(http: &reqwest::Client, base: &str) -> anyhow::Result<Ha
 }
 
 pub async fn run(args: Args, env: &Env) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let created = seed(&http, &args.product_url, env, args.count, args.seed).await?;
+    println!(
+        "catalogue: {created} products created, {} already there",
+        args.count - created
+    );
+    Ok(())
+}
+
+/// Creates the products of the catalogue `(count, seed)` that the product
+/// service at `product_url` lacks; returns how many it created.
+pub async fn seed(
+    http: &reqwest::Client,
+    product_url: &str,
+    env: &Env,
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<usize> {
     let admin = env
         .secret("SHOPMESH_ADMIN_TOKEN")
         .context("SHOPMESH_ADMIN_TOKEN must hold the product service's admin token")?;
-    let base = args.product_url.trim_end_matches('/');
-    let http = reqwest::Client::new();
-    let existing = existing_names(&http, base).await?;
+    let base = product_url.trim_end_matches('/');
+    let existing = existing_names(http, base).await?;
     let mut created = 0;
-    for product in catalogue(args.count, args.seed) {
+    for product in catalogue(count, seed) {
         if existing.contains(&product.name) {
             continue;
         }
@@ -72,9 +89,5 @@ pub async fn run(args: Args, env: &Env) -> anyhow::Result<()> {
         }
         created += 1;
     }
-    println!(
-        "catalogue: {created} products created, {} already there",
-        args.count - created
-    );
-    Ok(())
+    Ok(created)
 }
