@@ -41,8 +41,12 @@ fn main() -> ExitCode {
         .build()
         .expect("a Tokio runtime");
     let result = runtime.block_on(async {
-        let settings =
+        let mut settings =
             TelemetrySettings::from_env(&env, "shopmesh-cli", env!("CARGO_PKG_VERSION"))?;
+        if env.get("RUST_LOG").is_none() {
+            // A command's output is for people: only warnings and errors by default.
+            settings.log_filter = "warn".into();
+        }
         let telemetry = telemetry::init(&settings)?;
         let result = match cli.command {
             Command::Provision(args) => commands::provision::run(args, &env).await,
