@@ -1,0 +1,555 @@
+//! Benchmarks of the analytics service (no assertions; figures are printed).
+//!
+//! ```text
+//! cargo bench -p shopmesh-analytics --bench analytics            # everything
+//! cargo bench -p shopmesh-analytics --bench analytics -- apply   # one section
+//! ```
+//!
+//! Sections: `apply` (pure `PartitionState::apply`, one core), `actors`
+//! (decoded deliveries sent to the partition actors with `send().await`, as
+//! the consumer does), `e2e` (publish, consume, apply, ack through JetStream,
+//! as a ratio to raw async-nats publish + consume + ack of the same
+//! messages), `latency` (publish -> visible in a query, at a fixed rate),
+//! `memory` (resident bytes per user and per interaction).
+
+use actix::{Actor, Arbiter};
+use async_nats::jetstream;
+use futures::StreamExt;
+use shopmesh_analytics::actor::{Apply, Inspect, PartitionActor};
+use shopmesh_analytics::clock::Clock;
+use shopmesh_analytics::settings::{AggregateSettings, Settings, SnapshotSettings};
+use shopmesh_analytics::startup::Application;
+use shopmesh_analytics::state::PartitionState;
+use shopmesh_shared::events::*;
+use shopmesh_shared::nats::{Delivery, EventPublisher, headers};
+use shopmesh_shared::settings::Env;
+use shopmesh_shared::subjects::{Partition, PartitionCount, partition_for};
+use shopmesh_shared::testkit::TestBackbone;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: u16 = 32;
+
+struct Generator {
+    seed: u64,
+    users: Vec<UserId>,
+    products: Vec<(ProductId, Category)>,
+}
+
+impl Generator {
+    fn new(users: usize, products: usize) -> Self {
+        let categories: Vec<Category> = (0..20)
+            .map(|i| Category::parse(&format!("cat-{i}")).unwrap())
+            .collect();
+        Self {
+            seed: 42,
+            users: (0..users).map(|_| UserId::new_v7()).collect(),
+            products: (0..products)
+                .map(|i| {
+                    (
+                        ProductId::new_v7(),
+                        categories[i % categories.len()].clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn next(&mut self, below: usize) -> usize {
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.seed >> 33) % below as u64) as usize
+    }
+
+    /// The mix of a shop: mostly views, some cart adds, few orders.
+    fn event(&mut self) -> Event {
+        let i = self.next(self.users.len());
+        let user = self.users[i];
+        let i = self.next(self.products.len());
+        let (product_id, category) = self.products[i].clone();
+        let meta = EventMeta::new("bench", Some(user));
+        match self.next(20) {
+            0..=15 => Event::new(
+                meta,
+                ProductViewed {
+                    product_id,
+                    category,
+                },
+            ),
+            16..=18 => Event::new(
+                meta,
+                CartItemAdded {
+                    product_id,
+                    category,
+                    quantity: 1,
+                    unit_price_cents: 100,
+                },
+            ),
+            _ => Event::new(
+                meta,
+                OrderPlaced {
+                    order_id: OrderId::new_v7(),
+                    lines: vec![OrderLine {
+                        product_id,
+                        category,
+                        quantity: 1,
+                        unit_price_cents: 100,
+                    }],
+                    total_cents: 100,
+                },
+            ),
+        }
+    }
+}
+
+fn count() -> PartitionCount {
+    PartitionCount::new(PARTITIONS).unwrap()
+}
+
+/// Deliveries grouped by partition, sequences increasing per partition.
+fn deliveries(events: Vec<Event>) -> Vec<Vec<Delivery>> {
+    let mut by_partition: Vec<Vec<Delivery>> = vec![Vec::new(); usize::from(PARTITIONS)];
+    for (n, event) in events.into_iter().enumerate() {
+        let partition = partition_for(event.meta.user_id.as_ref(), count());
+        by_partition[usize::from(partition.index())].push(Delivery {
+            event,
+            partition,
+            stream_sequence: n as u64 + 1,
+            delivered: 1,
+            subject: String::new(),
+        });
+    }
+    by_partition
+}
+
+fn bench_apply(n: usize) {
+    let mut generator = Generator::new(100_000, 10_000);
+    let events: Vec<Event> = (0..n).map(|_| generator.event()).collect();
+    for (label, config) in [
+        ("default settings", AggregateSettings::default()),
+        (
+            "co-occurrence off (window 1)",
+            AggregateSettings {
+                cooccurrence_window: 1,
+                ..AggregateSettings::default()
+            },
+        ),
+    ] {
+        println!("apply, {label}:");
+        apply_rounds(&events, &config);
+    }
+    // The same events over 32 partition states, one core: what the actors
+    // do, without the messaging.
+    let config = AggregateSettings::default();
+    let start = Instant::now();
+    let mut states: Vec<PartitionState> =
+        (0..PARTITIONS).map(|_| PartitionState::default()).collect();
+    for (i, event) in events.iter().enumerate() {
+        let p = partition_for(event.meta.user_id.as_ref(), count());
+        states[usize::from(p.index())].apply(i as u64 + 1, event, &config);
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "apply over 32 partition states (one core, {n} events): {:.0} events/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
+}
+
+fn apply_rounds(events: &[Event], config: &AggregateSettings) {
+    let n = events.len();
+    for round in 0..3 {
+        let mut state = PartitionState::default();
+        let start = Instant::now();
+        for (i, event) in events.iter().enumerate() {
+            state.apply(i as u64 + 1, event, config);
+        }
+        let elapsed = start.elapsed();
+        println!(
+            "apply (one core, one state, {n} events) round {round}: {:.0} events/s ({:.0} ns/event)",
+            n as f64 / elapsed.as_secs_f64(),
+            elapsed.as_nanos() as f64 / n as f64
+        );
+    }
+}
+
+async fn bench_actors(n: usize) {
+    let mut generator = Generator::new(100_000, 10_000);
+    let events: Vec<Event> = (0..n).map(|_| generator.event()).collect();
+    let arbiters: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
+    let snapshots = SnapshotSettings {
+        every: u64::MAX,
+        interval: Duration::from_secs(3600),
+        bucket: "unused".into(),
+    };
+    let mut actors = Vec::new();
+    let mut keep = Vec::new();
+    for p in count().all() {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        keep.push(rx);
+        let actor = PartitionActor::new(
+            p,
+            PartitionState::default(),
+            None,
+            AggregateSettings::default(),
+            &snapshots,
+            Clock::system(),
+            1024,
+            tx,
+        );
+        let arbiter = &arbiters[usize::from(p.index()) % arbiters.len()];
+        actors.push(PartitionActor::start_in_arbiter(
+            &arbiter.handle(),
+            move |_| actor,
+        ));
+    }
+    let by_partition = deliveries(events);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (p, deliveries) in by_partition.into_iter().enumerate() {
+        let addr = actors[p].clone();
+        tasks.push(tokio::spawn(async move {
+            for delivery in deliveries {
+                addr.send(Apply {
+                    delivery,
+                    parent: tracing::Span::none(),
+                })
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let applied: u64 = futures::future::join_all(
+        actors
+            .iter()
+            .map(|a| a.send(Inspect(Box::new(|v| v.state.applied)))),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .sum();
+    assert_eq!(applied, n as u64);
+    println!(
+        "actors (32 partitions on 2 arbiters, send().await per delivery, {n} events): {:.0} events/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+}
+
+fn app_settings(backbone: &TestBackbone, extra: &[(&str, &str)]) -> Settings {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("NATS_URL".into(), backbone.server.url()),
+        ("SHOPMESH_HTTP_PORT".into(), "0".into()),
+        ("SHOPMESH_HTTP_WORKERS".into(), "1".into()),
+        ("SHOPMESH_PARTITIONS".into(), PARTITIONS.to_string()),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+    Settings::from_env(&Env::from_pairs(pairs)).unwrap()
+}
+
+fn publisher(backbone: &TestBackbone) -> EventPublisher {
+    let mut streams = backbone.settings.streams.clone();
+    streams.partitions = count();
+    EventPublisher::new(
+        backbone.client.clone(),
+        &backbone.settings.publisher,
+        &streams,
+    )
+}
+
+async fn publish(publisher: &EventPublisher, events: &[Event]) {
+    for chunk in events.chunks(1024) {
+        let mut pending = Vec::with_capacity(chunk.len());
+        for event in chunk {
+            pending.push(
+                publisher
+                    .send(publisher.prepare(event).unwrap())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for p in pending {
+            p.confirm().await.unwrap();
+        }
+    }
+}
+
+async fn handled(client: &reqwest::Client, address: &str) -> u64 {
+    let stats: serde_json::Value = client
+        .get(format!("{address}/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["consumer"]["handled"].as_u64().unwrap()
+}
+
+/// Ours: the app consumes while the events are published; time until all
+/// are handled (applied and acked).
+async fn e2e_ours(events: &[Event]) -> Duration {
+    let backbone = TestBackbone::start().await;
+    let app = Application::build(app_settings(&backbone, &[]))
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.server_handle();
+    let task = actix::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let publisher = publisher(&backbone);
+    let start = Instant::now();
+    publish(&publisher, events).await;
+    // /stats asks NATS for every partition's consumer info: polled rarely so
+    // that the polling does not compete with the work measured (20 ms is
+    // well under 1% of a run).
+    while handled(&client, &address).await < events.len() as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = start.elapsed();
+    handle.stop(true).await;
+    task.await.unwrap().unwrap();
+    elapsed
+}
+
+/// Raw: the same messages (subjects, headers, bodies) published with plain
+/// async-nats JetStream, consumed by one pull consumer per partition that
+/// decodes each message and acks it.
+async fn e2e_raw(events: &[Event]) -> Duration {
+    let backbone = TestBackbone::start().await;
+    let publisher = publisher(&backbone);
+    let prepared: Vec<_> = events
+        .iter()
+        .map(|e| publisher.prepare(e).unwrap())
+        .collect();
+    let stream = backbone.js.get_stream("SHOPMESH_EVENTS").await.unwrap();
+    let mut consumers = Vec::new();
+    for p in count().all() {
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                durable_name: Some(format!("raw-{}", p.index())),
+                filter_subject: shopmesh_shared::subjects::partition_filter(p),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                max_ack_pending: 4096,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        consumers.push(consumer);
+    }
+    let per_partition = {
+        let mut counts = vec![0usize; usize::from(PARTITIONS)];
+        for e in events {
+            counts[usize::from(partition_for(e.meta.user_id.as_ref(), count()).index())] += 1;
+        }
+        counts
+    };
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (consumer, expected) in consumers.into_iter().zip(per_partition) {
+        tasks.push(tokio::spawn(async move {
+            if expected == 0 {
+                return;
+            }
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(256)
+                .messages()
+                .await
+                .unwrap();
+            let mut seen = 0;
+            while let Some(Ok(message)) = messages.next().await {
+                let _ = headers::decode_message(message.headers.as_ref(), &message.payload);
+                let _ = message.ack().await;
+                seen += 1;
+                if seen == expected {
+                    break;
+                }
+            }
+        }));
+    }
+    let js = backbone.js.clone();
+    for chunk in prepared.chunks(1024) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for outbound in chunk {
+            let message = async_nats::jetstream::message::PublishMessage::build()
+                .payload(outbound.body.clone())
+                .headers(outbound.headers());
+            acks.push(
+                js.send_publish(outbound.subject.clone(), message)
+                    .await
+                    .unwrap(),
+            );
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    start.elapsed()
+}
+
+async fn bench_e2e(n: usize) {
+    let mut generator = Generator::new(10_000, 1_000);
+    let events: Vec<Event> = (0..n).map(|_| generator.event()).collect();
+    let mut ratios = Vec::new();
+    for round in 0..3 {
+        // Alternate who goes first: the machine is noisy.
+        let (raw, ours) = if round % 2 == 0 {
+            let raw = e2e_raw(&events).await;
+            (raw, e2e_ours(&events).await)
+        } else {
+            let ours = e2e_ours(&events).await;
+            (e2e_raw(&events).await, ours)
+        };
+        let rate = |d: Duration| n as f64 / d.as_secs_f64();
+        let ratio = rate(ours) / rate(raw);
+        ratios.push(ratio);
+        println!(
+            "e2e round {round} ({n} events): ours {:.0} events/s, raw {:.0} msgs/s, ratio {ratio:.2}",
+            rate(ours),
+            rate(raw)
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("e2e ratio median: {:.2}", ratios[ratios.len() / 2]);
+}
+
+async fn bench_latency(samples: usize, rate_per_sec: u64) {
+    let backbone = TestBackbone::start().await;
+    let app = Application::build(app_settings(&backbone, &[]))
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.server_handle();
+    let task = actix::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let publisher = publisher(&backbone);
+    let product = ProductId::new_v7();
+    let category = Category::parse("bench").unwrap();
+    let mut latencies = Vec::with_capacity(samples);
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate_per_sec));
+    for n in 1..=samples as u64 {
+        ticker.tick().await;
+        let event = Event::new(
+            EventMeta::new("bench", Some(UserId::new_v7())),
+            ProductViewed {
+                product_id: product,
+                category: category.clone(),
+            },
+        );
+        let start = Instant::now();
+        publisher.publish(&event).await.unwrap();
+        loop {
+            let response = client
+                .get(format!("{address}/products/{product}/stats"))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 200 {
+                let body: serde_json::Value = response.json().await.unwrap();
+                if body["all_time"]["views"].as_u64() == Some(n) {
+                    break;
+                }
+            }
+        }
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "latency publish -> visible in GET /products/{{id}}/stats, {samples} samples at {rate_per_sec}/s: p50 {:?}, p99 {:?}, max {:?}",
+        pct(0.50),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
+    handle.stop(true).await;
+    task.await.unwrap().unwrap();
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Each configuration runs in its own process: freed memory of one would
+/// hide the growth of the next.
+fn bench_memory() {
+    for section in ["memory-100k-users", "memory-1m-users"] {
+        let status = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .arg(section)
+            .status()
+            .expect("runs itself");
+        assert!(status.success());
+    }
+}
+
+fn bench_memory_of(users: usize, interactions: usize) {
+    let config = AggregateSettings::default();
+    {
+        let mut generator = Generator::new(users, 10_000);
+        let before = resident_bytes();
+        let mut states: Vec<PartitionState> =
+            (0..PARTITIONS).map(|_| PartitionState::default()).collect();
+        for i in 0..interactions {
+            let event = generator.event();
+            let p = partition_for(event.meta.user_id.as_ref(), count());
+            states[usize::from(p.index())].apply(i as u64 + 1, &event, &config);
+        }
+        let grown = resident_bytes().saturating_sub(before);
+        let snapshot: usize = states
+            .iter()
+            .map(|s| shopmesh_shared::codec::encode_value(s).unwrap().len())
+            .sum();
+        let touched: usize = states.iter().map(|s| s.users.len()).sum();
+        println!(
+            "memory: {touched} users, {interactions} interactions, 10000 products, 32 partitions: resident +{:.0} MiB ({:.0} B/user, {:.0} B/interaction); snapshots {:.0} MiB",
+            grown as f64 / (1 << 20) as f64,
+            grown as f64 / touched as f64,
+            grown as f64 / interactions as f64,
+            snapshot as f64 / (1 << 20) as f64
+        );
+        drop(states);
+    }
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    if run("apply") {
+        bench_apply(1_000_000);
+    }
+    match filter.as_deref() {
+        Some("memory-100k-users") => return bench_memory_of(100_000, 1_000_000),
+        Some("memory-1m-users") => return bench_memory_of(1_000_000, 1_000_000),
+        _ => {}
+    }
+    if run("memory") {
+        bench_memory();
+    }
+    shopmesh_analytics::run_system(|| async {
+        if run("actors") {
+            bench_actors(2_000_000).await;
+        }
+        if run("e2e") {
+            bench_e2e(200_000).await;
+        }
+        if run("latency") {
+            bench_latency(500, 100).await;
+        }
+    });
+    let _ = Partition::new(0, count());
+}

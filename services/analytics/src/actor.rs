@@ -1,0 +1,193 @@
+//! The partition actor: the single owner of one partition's [`PartitionState`].
+//! It applies deliveries in order (exactly once, by stream sequence), answers
+//! reads with closures run against its state, and takes snapshots, which it
+//! hands to an uploader task so that applying never waits for the network.
+
+use crate::clock::Clock;
+use crate::settings::{AggregateSettings, SnapshotSettings};
+use crate::snapshot::{SnapshotBlob, SnapshotInfo};
+use crate::state::PartitionState;
+use crate::window::{Window, WindowKind};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
+use shopmesh_shared::nats::Delivery;
+use shopmesh_shared::subjects::Partition;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Latest snapshot handed to the uploader; it only ever uploads the newest.
+pub type SnapshotSender = watch::Sender<Option<Arc<SnapshotBlob>>>;
+
+pub struct PartitionActor {
+    partition: Partition,
+    state: PartitionState,
+    config: AggregateSettings,
+    clock: Clock,
+    mailbox: usize,
+    snapshot_every: u64,
+    snapshot_interval: Duration,
+    since_snapshot: u64,
+    uploads: Option<SnapshotSender>,
+    last_snapshot: Option<SnapshotInfo>,
+    /// Events applied per bucket over the last minute, for events/s.
+    rate: Window,
+}
+
+impl PartitionActor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        partition: Partition,
+        state: PartitionState,
+        loaded: Option<SnapshotInfo>,
+        config: AggregateSettings,
+        snapshots: &SnapshotSettings,
+        clock: Clock,
+        mailbox: usize,
+        uploads: SnapshotSender,
+    ) -> Self {
+        Self {
+            partition,
+            state,
+            config,
+            clock,
+            mailbox,
+            snapshot_every: snapshots.every,
+            snapshot_interval: snapshots.interval,
+            since_snapshot: 0,
+            uploads: Some(uploads),
+            last_snapshot: loaded,
+            rate: Window::default(),
+        }
+    }
+
+    /// Encodes the state here, where it is consistent with `last_sequence`;
+    /// the upload happens off the actor.
+    fn snapshot(&mut self) {
+        let Some(uploads) = &self.uploads else {
+            return;
+        };
+        match shopmesh_shared::codec::encode_value(&self.state) {
+            Ok(bytes) => {
+                let info = SnapshotInfo {
+                    bytes: bytes.len(),
+                    taken_at_ms: self.clock.now_ms(),
+                    last_sequence: self.state.last_sequence,
+                };
+                self.last_snapshot = Some(info);
+                self.since_snapshot = 0;
+                uploads.send_replace(Some(Arc::new(SnapshotBlob { info, bytes })));
+            }
+            Err(error) => {
+                tracing::error!(partition = %self.partition, %error, "cannot encode a snapshot");
+            }
+        }
+    }
+}
+
+impl Actor for PartitionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.mailbox);
+        ctx.run_interval(self.snapshot_interval, |actor, _| {
+            if actor.since_snapshot > 0 {
+                actor.snapshot();
+            }
+        });
+    }
+}
+
+/// Apply one delivery. `parent` is the consumer's span, so the "apply" span
+/// continues the event's trace on the actor's thread.
+pub struct Apply {
+    pub delivery: Delivery,
+    pub parent: tracing::Span,
+}
+
+impl Message for Apply {
+    type Result = ();
+}
+
+impl Handler<Apply> for PartitionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Apply, _: &mut Self::Context) {
+        let span = tracing::info_span!(
+            parent: &msg.parent,
+            "apply",
+            partition = self.partition.index(),
+            stream_sequence = msg.delivery.stream_sequence,
+        );
+        let _entered = span.enter();
+        let applied = self.state.apply(
+            msg.delivery.stream_sequence,
+            &msg.delivery.event,
+            &self.config,
+        );
+        if applied {
+            self.since_snapshot += 1;
+            self.rate
+                .record(WindowKind::OneMinute, self.clock.now_ms(), |c| c.views += 1);
+            if self.since_snapshot >= self.snapshot_every {
+                self.snapshot();
+            }
+        } else {
+            tracing::debug!("already applied; skipped");
+        }
+    }
+}
+
+/// What a read sees of a partition.
+pub struct PartitionView<'a> {
+    pub partition: Partition,
+    pub state: &'a PartitionState,
+    pub config: &'a AggregateSettings,
+    pub now_ms: i64,
+    pub events_per_sec: f64,
+    pub snapshot: Option<SnapshotInfo>,
+}
+
+type ReadFn<R> = Box<dyn FnOnce(&PartitionView<'_>) -> R + Send>;
+
+/// A read run inside the actor, against its current state.
+pub struct Inspect<R>(pub ReadFn<R>);
+
+impl<R: 'static> Message for Inspect<R> {
+    type Result = R;
+}
+
+impl<R: Send + 'static> Handler<Inspect<R>> for PartitionActor {
+    type Result = MessageResult<Inspect<R>>;
+
+    fn handle(&mut self, msg: Inspect<R>, _: &mut Self::Context) -> Self::Result {
+        let now_ms = self.clock.now_ms();
+        let view = PartitionView {
+            partition: self.partition,
+            state: &self.state,
+            config: &self.config,
+            now_ms,
+            events_per_sec: self.rate.sum(WindowKind::OneMinute, now_ms).views as f64 / 60.0,
+            snapshot: self.last_snapshot,
+        };
+        MessageResult((msg.0)(&view))
+    }
+}
+
+/// Final snapshot at shutdown: takes one when anything changed since the last,
+/// then closes the uploads so the uploader finishes and ends.
+pub struct Flush;
+
+impl Message for Flush {
+    type Result = ();
+}
+
+impl Handler<Flush> for PartitionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) {
+        if self.since_snapshot > 0 || self.last_snapshot.is_none() {
+            self.snapshot();
+        }
+        self.uploads = None;
+    }
+}

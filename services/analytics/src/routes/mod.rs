@@ -1,0 +1,43 @@
+//! HTTP routes of the analytics service, one file per group, and the query
+//! parameter parsing they share.
+
+pub mod funnel;
+pub mod products;
+pub mod stats;
+pub mod trending;
+pub mod users;
+
+use crate::error::AnalyticsError;
+use actix_web::{HttpRequest, web};
+use std::collections::HashMap;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users/{id}/profile", web::get().to(users::profile))
+        .route("/products/{id}/stats", web::get().to(products::stats))
+        .route(
+            "/products/{id}/neighbours",
+            web::get().to(products::neighbours),
+        )
+        .route("/trending", web::get().to(trending::trending))
+        .route("/funnel", web::get().to(funnel::funnel))
+        .route("/stats", web::get().to(stats::stats));
+}
+
+/// The query string as a map; an unreadable one is a 400 naming `query`.
+pub(crate) fn query_params(req: &HttpRequest) -> Result<HashMap<String, String>, AnalyticsError> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| AnalyticsError::invalid("query", e.to_string()))
+}
+
+/// `k`: 1 to 100, default 10.
+pub(crate) fn parse_k(params: &HashMap<String, String>) -> Result<usize, AnalyticsError> {
+    match params.get("k") {
+        None => Ok(10),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|k| (1..=100).contains(k))
+            .ok_or_else(|| AnalyticsError::invalid("k", "k must be a whole number from 1 to 100")),
+    }
+}

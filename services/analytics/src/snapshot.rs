@@ -1,0 +1,185 @@
+//! Snapshots of partition state in the JetStream object store bucket
+//! (`shopmesh-analytics`, objects `partition-NNN`), and the reset of a
+//! partition's durable consumer to the sequence after its snapshot.
+//!
+//! Why the reset: the consumer's ack floor moves with every applied event, but
+//! the snapshot is older. After a crash, resuming from the ack floor would
+//! lose the events between the snapshot and the crash; resuming from the
+//! snapshot's `last_sequence + 1` replays exactly those.
+
+use crate::state::PartitionState;
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::pull, object_store};
+use serde::Serialize;
+use shopmesh_shared::nats::consumer_name;
+use shopmesh_shared::settings::{ConsumerSettings, StreamSettings};
+use shopmesh_shared::subjects::{Partition, partition_filter};
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The consumer group (durable name prefix, dead-letter subject) of this service.
+pub const GROUP: &str = "analytics";
+
+/// Size, time and position of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SnapshotInfo {
+    pub bytes: usize,
+    pub taken_at_ms: i64,
+    pub last_sequence: u64,
+}
+
+/// An encoded snapshot on its way to the store.
+pub struct SnapshotBlob {
+    pub info: SnapshotInfo,
+    pub bytes: Vec<u8>,
+}
+
+pub fn object_name(partition: Partition) -> String {
+    format!("partition-{:03}", partition.index())
+}
+
+#[derive(Clone)]
+pub struct SnapshotStore {
+    store: object_store::ObjectStore,
+}
+
+impl SnapshotStore {
+    /// Opens the bucket, creating it on first use.
+    pub async fn open(js: &jetstream::Context, bucket: &str) -> anyhow::Result<Self> {
+        let store = match js.get_object_store(bucket).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_object_store(object_store::Config {
+                    bucket: bucket.to_owned(),
+                    description: Some("shopmesh analytics partition snapshots".into()),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("cannot create object store bucket {bucket}"))?,
+        };
+        Ok(Self { store })
+    }
+
+    /// The partition's last snapshot, or `None` when it has none yet. A
+    /// snapshot that exists but does not decode stops the start: replaying
+    /// from the beginning could silently miss events the stream no longer has.
+    pub async fn load(
+        &self,
+        partition: Partition,
+    ) -> anyhow::Result<Option<(PartitionState, SnapshotInfo)>> {
+        let name = object_name(partition);
+        let mut object = match self.store.get(&name).await {
+            Ok(object) => object,
+            Err(error) if error.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(anyhow::anyhow!("cannot read snapshot {name}: {error}")),
+        };
+        let taken_at_ms = object
+            .info()
+            .modified
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            .unwrap_or_default();
+        let mut bytes = Vec::new();
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .with_context(|| format!("cannot read snapshot {name}"))?;
+        let state: PartitionState = shopmesh_shared::codec::decode_value(&bytes)
+            .with_context(|| format!("snapshot {name} does not decode"))?;
+        let info = SnapshotInfo {
+            bytes: bytes.len(),
+            taken_at_ms,
+            last_sequence: state.last_sequence,
+        };
+        Ok(Some((state, info)))
+    }
+
+    pub async fn save(&self, partition: Partition, bytes: &[u8]) -> anyhow::Result<()> {
+        let name = object_name(partition);
+        let mut reader = bytes;
+        self.store
+            .put(name.as_str(), &mut reader)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot store snapshot {name}: {e}"))?;
+        Ok(())
+    }
+
+    /// A task uploading the newest snapshot it is handed, one at a time, in
+    /// order; it ends after the last one once the sender is dropped.
+    pub fn spawn_uploader(
+        &self,
+        partition: Partition,
+    ) -> (watch::Sender<Option<Arc<SnapshotBlob>>>, JoinHandle<()>) {
+        let (tx, mut rx) = watch::channel::<Option<Arc<SnapshotBlob>>>(None);
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let blob = rx.borrow_and_update().clone();
+                if let Some(blob) = blob
+                    && let Err(error) = store.save(partition, &blob.bytes).await
+                {
+                    tracing::warn!(%partition, error = format!("{error:#}"), "snapshot upload failed");
+                }
+            }
+        });
+        (tx, task)
+    }
+}
+
+/// Recreates `partition`'s durable consumer so it delivers from
+/// `start_sequence` (from the beginning when `None`), with the configuration
+/// the shared `ConsumerRunner` uses (it then finds and reuses this consumer).
+pub async fn reset_consumer(
+    js: &jetstream::Context,
+    streams: &StreamSettings,
+    settings: &ConsumerSettings,
+    partition: Partition,
+    start_sequence: Option<u64>,
+) -> anyhow::Result<()> {
+    let stream = js
+        .get_stream(&streams.events_stream)
+        .await
+        .with_context(|| format!("stream {} is not available", streams.events_stream))?;
+    let name = consumer_name(GROUP, partition);
+    if let Err(error) = stream.delete_consumer(&name).await {
+        // Not found is the normal case on a first start.
+        tracing::debug!(consumer = %name, %error, "no consumer to delete");
+    }
+    let deliver_policy = match start_sequence {
+        Some(start_sequence) => {
+            jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence }
+        }
+        None => jetstream::consumer::DeliverPolicy::All,
+    };
+    let config = pull::Config {
+        durable_name: Some(name.clone()),
+        description: Some(format!("{GROUP} partition {partition}")),
+        filter_subject: partition_filter(partition),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_ack_pending: settings.max_ack_pending,
+        deliver_policy,
+        ..Default::default()
+    };
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create consumer {name}: {e}"))?;
+    Ok(())
+}
+
+/// Messages the partition's consumer has yet to deliver or see acknowledged.
+pub async fn consumer_lag(
+    js: &jetstream::Context,
+    streams: &StreamSettings,
+    partition: Partition,
+) -> Option<u64> {
+    let stream = js.get_stream(&streams.events_stream).await.ok()?;
+    let mut consumer: jetstream::consumer::PullConsumer = stream
+        .get_consumer(&consumer_name(GROUP, partition))
+        .await
+        .ok()?;
+    let info = consumer.info().await.ok()?;
+    Some(info.num_pending + info.num_ack_pending as u64)
+}

@@ -1,0 +1,212 @@
+//! Building and running the service: connect NATS, open the snapshot bucket,
+//! start one actor per owned partition on the arbiters (each loaded from its
+//! snapshot, its consumer reset to the snapshot's position), then the
+//! consumer runner and the HTTP server. Shutdown goes the other way.
+//!
+//! Must run inside an actix `System` whose runtime is tokio's multi-thread
+//! one (`System::with_tokio_rt`): arbiters need a system, and the pull loops
+//! and uploads run on the tokio pool.
+
+use crate::actor::{Flush, PartitionActor};
+use crate::clock::Clock;
+use crate::gather::Partitions;
+use crate::router::PartitionRouter;
+use crate::rpc::RpcServer;
+use crate::settings::Settings;
+use crate::snapshot::{self, GROUP, SnapshotStore};
+use crate::{NAME, routes};
+use actix::{Actor, Addr, Arbiter};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::web;
+use shopmesh_shared::http::ReadinessCheck;
+use shopmesh_shared::nats::{
+    BackboneError, ConsumerRunner, connect, jetstream_context, provision_streams,
+};
+use shopmesh_shared::service::{bind, http_server};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown waits for the last snapshots to be stored.
+const UPLOAD_DRAIN: Duration = Duration::from_secs(10);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    client: async_nats::Client,
+    runner: JoinHandle<Result<(), BackboneError>>,
+    stop_runner: CancellationToken,
+    actors: Vec<Addr<PartitionActor>>,
+    rpc: RpcServer,
+    uploaders: Vec<JoinHandle<()>>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let client = connect(&settings.backbone.nats, NAME).await?;
+        let js = jetstream_context(client.clone(), &settings.backbone.publisher);
+        provision_streams(&js, &settings.backbone.streams).await?;
+        let store = SnapshotStore::open(&js, &settings.snapshots.bucket).await?;
+        let clock = Clock::system();
+        let arbiters: Vec<Arbiter> = (0..settings.arbiters).map(|_| Arbiter::new()).collect();
+
+        let first_in_stream = js
+            .get_stream(&settings.backbone.streams.events_stream)
+            .await?
+            .info()
+            .await?
+            .state
+            .first_sequence;
+        let owned = settings.owned_partitions();
+        let count = usize::from(settings.backbone.streams.partitions.get());
+        let mut by_index: Vec<Option<Addr<PartitionActor>>> = vec![None; count];
+        let mut actors = Vec::with_capacity(owned.len());
+        let mut uploaders = Vec::with_capacity(owned.len());
+        for (n, &partition) in owned.iter().enumerate() {
+            let (state, loaded) = match store.load(partition).await? {
+                Some((state, info)) => (state, Some(info)),
+                None => (Default::default(), None),
+            };
+            let start = loaded.map(|info| info.last_sequence + 1);
+            if let Some(start) = start
+                && start < first_in_stream
+            {
+                tracing::warn!(
+                    %partition,
+                    from_sequence = start,
+                    first_in_stream,
+                    "the stream no longer holds every event after this partition's snapshot; \
+                     its figures miss the ones retention dropped"
+                );
+            }
+            snapshot::reset_consumer(
+                &js,
+                &settings.backbone.streams,
+                &settings.backbone.consumer,
+                partition,
+                start,
+            )
+            .await?;
+            tracing::info!(%partition, from_sequence = start.unwrap_or(1), "partition loaded");
+            let (uploads, uploader) = store.spawn_uploader(partition);
+            uploaders.push(uploader);
+            let actor = PartitionActor::new(
+                partition,
+                state,
+                loaded,
+                settings.aggregates,
+                &settings.snapshots,
+                clock,
+                settings.mailbox,
+                uploads,
+            );
+            let arbiter = &arbiters[n % arbiters.len()];
+            let addr = PartitionActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+            by_index[usize::from(partition.index())] = Some(addr.clone());
+            actors.push((partition, addr));
+        }
+
+        let owned_indexes = owned.iter().map(|p| p.index()).collect();
+        let runner = ConsumerRunner::new(
+            js.clone(),
+            GROUP,
+            owned,
+            &settings.backbone.streams,
+            &settings.backbone.consumer,
+            Arc::new(PartitionRouter::new(by_index)),
+        );
+        let partitions = Partitions::new(
+            actors.clone(),
+            settings.backbone.streams.clone(),
+            js,
+            runner.stats(),
+            settings.instance_index,
+            settings.instance_count,
+        );
+        let rpc = RpcServer::start(
+            &client,
+            partitions.clone(),
+            settings.instance_index,
+            settings.instance_count,
+            owned_indexes,
+        )
+        .await?;
+        let stop_runner = CancellationToken::new();
+        let stop = stop_runner.clone();
+        let runner = tokio::spawn(async move {
+            let outcome = runner.run(stop).await;
+            // Logged now, not at shutdown: the service would otherwise serve
+            // ever older figures without a word.
+            if let Err(error) = &outcome {
+                tracing::error!(error = %format!("{error:#}"), "consumer runner stopped");
+            }
+            outcome
+        });
+
+        let listener = bind(&settings.http)?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(partitions);
+        let server = http_server(
+            listener,
+            &settings.http,
+            vec![ReadinessCheck::nats(client.clone())],
+            move |cfg: &mut web::ServiceConfig| {
+                cfg.app_data(data.clone());
+                routes::configure(cfg);
+            },
+        )?;
+        Ok(Application {
+            port,
+            server,
+            client,
+            runner,
+            stop_runner,
+            rpc,
+            actors: actors.into_iter().map(|(_, addr)| addr).collect(),
+            uploaders,
+            arbiters,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or the handle stops the server, then stops
+    /// the NATS endpoints, stops consuming (the runner finishes what it holds), snapshots every
+    /// partition, waits for the uploads and stops the actors.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        self.rpc.stop().await;
+        self.stop_runner.cancel();
+        match self.runner.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = %format!("{error:#}"), "consumer runner failed")
+            }
+            Err(error) => tracing::error!(%error, "consumer runner panicked"),
+        }
+        for addr in &self.actors {
+            if let Err(error) = addr.send(Flush).await {
+                tracing::warn!(%error, "partition actor gone before its final snapshot");
+            }
+        }
+        drop(self.actors);
+        let uploads = futures::future::join_all(self.uploaders);
+        if tokio::time::timeout(UPLOAD_DRAIN, uploads).await.is_err() {
+            tracing::warn!("final snapshots not all stored within {UPLOAD_DRAIN:?}");
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
+        served?;
+        Ok(())
+    }
+}

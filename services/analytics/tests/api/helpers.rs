@@ -1,0 +1,429 @@
+//! Test harness: the app started in-process on a real nats-server, a
+//! deterministic event generator, and the sequential recomputation the actor
+//! path is compared against.
+
+use actix_web::dev::ServerHandle;
+use async_nats::jetstream;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use shopmesh_analytics::gather::{merge_products, top_k};
+use shopmesh_analytics::settings::{AggregateSettings, Settings};
+use shopmesh_analytics::startup::Application;
+use shopmesh_analytics::state::{
+    FunnelFigures, PartitionState, ProductFigures, ScoredProduct, UserProfile,
+};
+use shopmesh_analytics::window::WindowKind;
+use shopmesh_shared::events::*;
+use shopmesh_shared::nats::EventPublisher;
+use shopmesh_shared::nats::headers::decode_message;
+use shopmesh_shared::settings::Env;
+use shopmesh_shared::subjects::PartitionCount;
+use shopmesh_shared::testkit::{TestBackbone, eventually};
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Partitions in tests: enough to spread users, few enough to start fast.
+pub const PARTITIONS: u16 = 8;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub handle: ServerHandle,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The environment of an app on `backbone`, plus `extra`.
+pub fn app_env(backbone: &TestBackbone, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("NATS_URL".into(), backbone.server.url()),
+        ("SHOPMESH_HTTP_PORT".into(), "0".into()),
+        ("SHOPMESH_HTTP_WORKERS".into(), "1".into()),
+        ("SHOPMESH_PARTITIONS".into(), PARTITIONS.to_string()),
+        ("SHOPMESH_ANALYTICS_ARBITERS".into(), "2".into()),
+        ("SHOPMESH_CONSUMER_ACK_WAIT".into(), "5s".into()),
+        ("SHOPMESH_CONSUMER_NAK_DELAY".into(), "100ms".into()),
+        ("SHOPMESH_SHUTDOWN_GRACE".into(), "2s".into()),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(name, _)| name != k);
+        pairs.push(((*k).into(), (*v).into()));
+    }
+    pairs
+}
+
+pub async fn spawn_app(backbone: &TestBackbone, extra: &[(&str, &str)]) -> TestApp {
+    let settings = Settings::from_env(&Env::from_pairs(app_env(backbone, extra)))
+        .expect("valid test settings");
+    let app = Application::build(settings).await.expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.server_handle();
+    let task = actix::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        handle,
+        task,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> T {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON body")
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        self.get_json("/stats").await
+    }
+
+    /// Stops gracefully (drain, final snapshots) and waits for the end.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        self.task.await.expect("app task").expect("app ran cleanly");
+    }
+}
+
+/// True when every partition of `stats` has nothing pending or unacked.
+pub fn caught_up(stats: &serde_json::Value) -> bool {
+    stats["partitions"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().all(|p| p["lag"].as_u64() == Some(0)))
+}
+
+/// Waits until the app has applied and acknowledged everything published.
+pub async fn wait_caught_up(apps: &[&TestApp]) {
+    eventually(
+        Duration::from_secs(60),
+        "every partition caught up",
+        async || {
+            for app in apps {
+                if !caught_up(&app.stats().await) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+}
+
+/// A small deterministic generator (LCG): no randomness crate needed.
+pub struct Generator {
+    seed: u64,
+    pub users: Vec<UserId>,
+    pub products: Vec<(ProductId, Category)>,
+}
+
+impl Generator {
+    pub fn new(seed: u64, users: usize, products: usize) -> Self {
+        let categories = ["books", "garden", "toys", "music"];
+        Self {
+            seed,
+            users: (0..users).map(|_| UserId::new_v7()).collect(),
+            products: (0..products)
+                .map(|i| {
+                    (
+                        ProductId::new_v7(),
+                        Category::parse(categories[i % categories.len()]).unwrap(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn next(&mut self, below: usize) -> usize {
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.seed >> 33) % below as u64) as usize
+    }
+
+    /// `product.created` for every product (partition 0, no user).
+    pub fn catalogue(&self) -> Vec<Event> {
+        self.products
+            .iter()
+            .map(|(id, category)| {
+                Event::new(
+                    EventMeta::new("product", None),
+                    ProductCreated {
+                        product_id: *id,
+                        name: "thing".into(),
+                        category: category.clone(),
+                        price_cents: 999,
+                        stock: 100,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    pub fn event(&mut self) -> Event {
+        let i = self.next(self.users.len());
+        let user = self.users[i];
+        let i = self.next(self.products.len());
+        let (product_id, category) = self.products[i].clone();
+        let meta = |producer: &str| EventMeta::new(producer, Some(user));
+        match self.next(20) {
+            0..=10 => Event::new(
+                meta("product"),
+                ProductViewed {
+                    product_id,
+                    category,
+                },
+            ),
+            11..=14 => Event::new(
+                meta("order"),
+                CartItemAdded {
+                    product_id,
+                    category,
+                    quantity: 1 + self.next(3) as u32,
+                    unit_price_cents: 999,
+                },
+            ),
+            15 => Event::new(
+                meta("order"),
+                CartItemRemoved {
+                    product_id,
+                    category,
+                },
+            ),
+            16 | 17 => {
+                let i = self.next(self.products.len());
+                let (second, second_category) = self.products[i].clone();
+                Event::new(
+                    meta("order"),
+                    OrderPlaced {
+                        order_id: OrderId::new_v7(),
+                        lines: vec![
+                            OrderLine {
+                                product_id,
+                                category,
+                                quantity: 1,
+                                unit_price_cents: 999,
+                            },
+                            OrderLine {
+                                product_id: second,
+                                category: second_category,
+                                quantity: 2,
+                                unit_price_cents: 500,
+                            },
+                        ],
+                        total_cents: 1999,
+                    },
+                )
+            }
+            18 => Event::new(
+                meta("product"),
+                ProductRated {
+                    product_id,
+                    category,
+                    stars: 1 + self.next(5) as u8,
+                },
+            ),
+            _ => Event::new(
+                meta("user"),
+                UserLoggedIn {
+                    session_expires_at_ms: 0,
+                },
+            ),
+        }
+    }
+}
+
+/// A publisher using the tests' partition count (the testkit's uses the
+/// default 32).
+pub fn publisher(backbone: &TestBackbone) -> EventPublisher {
+    let mut streams = backbone.settings.streams.clone();
+    streams.partitions = partition_count();
+    EventPublisher::new(
+        backbone.client.clone(),
+        &backbone.settings.publisher,
+        &streams,
+    )
+}
+
+/// Publishes `events` (sent in a pipeline, then confirmed).
+pub async fn publish_all(backbone: &TestBackbone, events: &[Event]) {
+    let publisher = publisher(backbone);
+    for chunk in events.chunks(256) {
+        let mut pending = Vec::with_capacity(chunk.len());
+        for event in chunk {
+            let outbound = publisher.prepare(event).expect("encodes");
+            pending.push(publisher.send(outbound).await.expect("sent"));
+        }
+        for p in pending {
+            p.confirm().await.expect("stored");
+        }
+    }
+}
+
+/// Every message of the events stream, in order: (sequence, partition, event
+/// when it decodes).
+pub async fn read_stream(js: &jetstream::Context) -> Vec<(u64, u16, Option<Event>)> {
+    let mut stream = js.get_stream("SHOPMESH_EVENTS").await.expect("stream");
+    let last = stream.info().await.expect("info").state.last_sequence;
+    if last == 0 {
+        return Vec::new();
+    }
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.expect("message");
+        let sequence = message.info().expect("info").stream_sequence;
+        let partition = message
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u16::MAX);
+        let event = decode_message(message.headers.as_ref(), &message.payload).ok();
+        out.push((sequence, partition, event));
+        if sequence >= last {
+            break;
+        }
+    }
+    out
+}
+
+/// The straightforward, single-threaded recomputation: every event applied
+/// in stream order to its partition's state.
+pub fn recompute(
+    messages: &[(u64, u16, Option<Event>)],
+    config: &AggregateSettings,
+) -> BTreeMap<u16, PartitionState> {
+    let mut states: BTreeMap<u16, PartitionState> = BTreeMap::new();
+    for (sequence, partition, event) in messages {
+        if let Some(event) = event {
+            states
+                .entry(*partition)
+                .or_default()
+                .apply(*sequence, event, config);
+        }
+    }
+    states
+}
+
+pub fn expected_product(
+    states: &BTreeMap<u16, PartitionState>,
+    product: ProductId,
+    now_ms: i64,
+) -> Option<ProductFigures> {
+    merge_products(
+        states
+            .values()
+            .filter_map(|s| s.product_figures(product, now_ms)),
+    )
+}
+
+pub fn expected_trending(
+    states: &BTreeMap<u16, PartitionState>,
+    window: WindowKind,
+    category: Option<&Category>,
+    k: usize,
+) -> Vec<ScoredProduct> {
+    let now = Timestamp::now().as_millis();
+    top_k(
+        states
+            .values()
+            .flat_map(|s| s.scored_products(window, category, now)),
+        k,
+    )
+}
+
+pub fn expected_funnel(states: &BTreeMap<u16, PartitionState>) -> FunnelFigures {
+    let mut total = FunnelFigures::default();
+    for state in states.values() {
+        total.add(&state.funnel_figures());
+    }
+    total
+}
+
+pub fn partition_count() -> PartitionCount {
+    PartitionCount::new(PARTITIONS).unwrap()
+}
+
+/// Profiles equal, affinity scores up to JSON's decimal round trip of f64.
+pub fn assert_profile_eq(got: &UserProfile, expected: &UserProfile) {
+    let strip = |p: &UserProfile| UserProfile {
+        top_categories: Vec::new(),
+        ..p.clone()
+    };
+    assert_eq!(strip(got), strip(expected));
+    assert_eq!(got.top_categories.len(), expected.top_categories.len());
+    for (g, e) in got.top_categories.iter().zip(&expected.top_categories) {
+        assert_eq!(g.category, e.category);
+        assert!(
+            (g.score - e.score).abs() <= 1e-9 * e.score.abs().max(1.0),
+            "{g:?} vs {e:?}"
+        );
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (SIGKILL) when dropped, so a failing test leaks none.
+pub struct Binary(pub Child);
+
+impl Binary {
+    /// SIGTERM: a graceful stop (drain, final snapshots, span flush).
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+
+    pub fn kill_9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// The real binary, on `port`, snapshotting often.
+pub fn start_binary(backbone: &TestBackbone, port: u16, more: &[(&str, &str)]) -> Binary {
+    let extra = [
+        ("SHOPMESH_HTTP_PORT", port.to_string()),
+        ("SHOPMESH_ANALYTICS_SNAPSHOT_INTERVAL", "150ms".to_owned()),
+        ("SHOPMESH_ANALYTICS_SNAPSHOT_EVERY", "97".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let mut extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.extend_from_slice(more);
+    Binary(
+        Command::new(env!("CARGO_BIN_EXE_shopmesh-analytics"))
+            .env_clear()
+            .envs(app_env(backbone, &extra))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts"),
+    )
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the analytics service against a real nats-server.
+
+mod consumption;
+mod helpers;
+mod queries;
+mod restart;
+mod traces;
+mod two_instances;

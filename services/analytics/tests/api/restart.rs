@@ -1,0 +1,245 @@
+//! Durability: snapshots in the object store, a graceful restart that resumes
+//! from them, and the crash test (kill -9 of the real binary while events
+//! flow) whose final answers must equal a recomputation exactly.
+
+use crate::helpers::*;
+use async_nats::jetstream;
+use shopmesh_analytics::routes::funnel::Funnel;
+use shopmesh_analytics::routes::products::ProductStats;
+use shopmesh_analytics::run_system;
+use shopmesh_analytics::settings::AggregateSettings;
+use shopmesh_analytics::snapshot::SnapshotStore;
+use shopmesh_analytics::state::UserProfile;
+use shopmesh_shared::events::Timestamp;
+use shopmesh_shared::subjects::{Partition, partition_for};
+use shopmesh_shared::testkit::{TestBackbone, eventually};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+#[test]
+fn a_graceful_restart_resumes_from_the_snapshots_without_double_counting() {
+    run_system(|| async {
+        let backbone = TestBackbone::start().await;
+        let mut generator = Generator::new(11, 15, 8);
+        let mut events = generator.catalogue();
+        events.extend((0..600).map(|_| generator.event()));
+        let (first, second) = events.split_at(300);
+
+        let app = spawn_app(&backbone, &[]).await;
+        publish_all(&backbone, first).await;
+        wait_caught_up(&[&app]).await;
+        app.stop().await;
+
+        // The final snapshots are in the bucket and equal the recomputation.
+        let states = recompute(
+            &read_stream(&backbone.js).await,
+            &AggregateSettings::default(),
+        );
+        let store = backbone
+            .js
+            .get_object_store("shopmesh-analytics")
+            .await
+            .unwrap();
+        for (&partition, expected) in &states {
+            let mut object = store
+                .get(format!("partition-{partition:03}"))
+                .await
+                .unwrap();
+            let mut bytes = Vec::new();
+            object.read_to_end(&mut bytes).await.unwrap();
+            let state: shopmesh_analytics::state::PartitionState =
+                shopmesh_shared::codec::decode_value(&bytes).unwrap();
+            assert_eq!(&state, expected, "partition {partition}");
+        }
+        let loaded = SnapshotStore::open(&backbone.js, "shopmesh-analytics")
+            .await
+            .unwrap()
+            .load(Partition::new(0, partition_count()).unwrap())
+            .await
+            .unwrap();
+        assert!(loaded.is_some());
+
+        // Published while it was down, and after it is back.
+        publish_all(&backbone, &second[..150]).await;
+        let app = spawn_app(&backbone, &[]).await;
+        publish_all(&backbone, &second[150..]).await;
+        wait_caught_up(&[&app]).await;
+        let stats = app.stats().await;
+        for p in stats["partitions"].as_array().unwrap() {
+            if p["applied"].as_u64().unwrap() > 0 {
+                assert!(p["snapshot"]["bytes"].as_u64().unwrap() > 0);
+            }
+        }
+        assert_matches_recomputation(&app.address, &backbone.js, &generator).await;
+        app.stop().await;
+    });
+}
+
+/// Compares every user profile, product's all-time and 24 h figures and the
+/// funnel served at `address` with a recomputation over the whole stream.
+async fn assert_matches_recomputation(
+    address: &str,
+    js: &jetstream::Context,
+    generator: &Generator,
+) {
+    let client = reqwest::Client::new();
+    let get = async |path: String| -> reqwest::Response {
+        client.get(format!("{address}{path}")).send().await.unwrap()
+    };
+    let messages = read_stream(js).await;
+    let states = recompute(&messages, &AggregateSettings::default());
+    for user in &generator.users {
+        let partition = partition_for(Some(user), partition_count()).index();
+        let expected = states
+            .get(&partition)
+            .and_then(|s| s.user_profile(*user, AggregateSettings::default().affinity_half_life));
+        let response = get(format!("/users/{user}/profile")).await;
+        match expected {
+            Some(expected) => {
+                assert_eq!(response.status(), 200);
+                assert_profile_eq(&response.json::<UserProfile>().await.unwrap(), &expected);
+            }
+            None => assert_eq!(response.status(), 404),
+        }
+    }
+    for (product, _) in &generator.products {
+        let expected = expected_product(&states, *product, Timestamp::now().as_millis()).unwrap();
+        let stats: ProductStats = get(format!("/products/{product}/stats"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats.figures.all_time, expected.all_time, "{product}");
+        assert_eq!(stats.figures.last_24h, expected.last_24h, "{product}");
+    }
+    let funnel: Funnel = get("/funnel".into()).await.json().await.unwrap();
+    let expected = expected_funnel(&states);
+    assert_eq!(
+        (
+            funnel.overall.viewers,
+            funnel.overall.carters,
+            funnel.overall.buyers
+        ),
+        (
+            expected.overall.viewers,
+            expected.overall.carters,
+            expected.overall.buyers
+        )
+    );
+}
+
+async fn applied_total(client: &reqwest::Client, address: &str) -> Option<u64> {
+    let stats: serde_json::Value = client
+        .get(format!("{address}/stats"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(
+        stats["partitions"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["applied"].as_u64())
+            .sum(),
+    )
+}
+
+#[test]
+fn the_crash_test_kill_9_while_events_flow_loses_and_doubles_nothing() {
+    run_system(|| async {
+        let backbone = TestBackbone::start().await;
+        let mut generator = Generator::new(23, 40, 16);
+        let mut events = generator.catalogue();
+        events.extend((0..12_000).map(|_| generator.event()));
+        let client = reqwest::Client::new();
+
+        let port = free_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let mut child = start_binary(&backbone, port, &[]);
+        eventually(Duration::from_secs(30), "the binary serves", async || {
+            applied_total(&client, &address).await.is_some()
+        })
+        .await;
+
+        // Publish continuously from another task while the binary consumes.
+        let publisher_events = events.clone();
+        let publisher = publisher(&backbone);
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+        let publishing = tokio::spawn(async move {
+            for chunk in publisher_events.chunks(50) {
+                let mut pending = Vec::new();
+                for event in chunk {
+                    let outbound = publisher.prepare(event).unwrap();
+                    pending.push(publisher.send(outbound).await.unwrap());
+                }
+                for p in pending {
+                    p.confirm().await.unwrap();
+                }
+            }
+            let _ = done_tx.send(());
+        });
+
+        // Kill -9 once a good part is applied, with events still flowing.
+        eventually(Duration::from_secs(60), "some events applied", async || {
+            applied_total(&client, &address).await.unwrap_or(0) >= 1500
+        })
+        .await;
+        child.kill_9();
+        assert!(
+            done_rx.try_recv().is_err(),
+            "the kill must happen while events are still being published"
+        );
+
+        let port = free_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let _child = start_binary(&backbone, port, &[]);
+        eventually(
+            Duration::from_secs(30),
+            "the binary serves again",
+            async || applied_total(&client, &address).await.is_some(),
+        )
+        .await;
+        publishing.await.unwrap();
+
+        eventually(
+            Duration::from_secs(120),
+            "the restarted binary caught up",
+            async || {
+                let stats: serde_json::Value =
+                    match client.get(format!("{address}/stats")).send().await {
+                        Ok(r) => r.json().await.unwrap_or_default(),
+                        Err(_) => return false,
+                    };
+                caught_up(&stats)
+            },
+        )
+        .await;
+        assert_matches_recomputation(&address, &backbone.js, &generator).await;
+
+        // Per partition, the restarted process resumed from its snapshot: its
+        // last applied sequence is the last sequence of the partition.
+        let messages = read_stream(&backbone.js).await;
+        let mut last: BTreeMap<u16, u64> = BTreeMap::new();
+        for (sequence, partition, _) in &messages {
+            last.insert(*partition, *sequence);
+        }
+        let stats: serde_json::Value = client
+            .get(format!("{address}/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for p in stats["partitions"].as_array().unwrap() {
+            let partition = p["partition"].as_u64().unwrap() as u16;
+            assert_eq!(
+                p["last_sequence"].as_u64().unwrap(),
+                last.get(&partition).copied().unwrap_or(0)
+            );
+        }
+    });
+}
