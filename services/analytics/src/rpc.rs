@@ -11,21 +11,15 @@
 use crate::gather::{Neighbour, Partitions};
 use crate::state::{FunnelFigures, ProductFigures, ScoredProduct, UserProfile};
 use crate::window::WindowKind;
-use async_nats::service::endpoint::Endpoint;
-use async_nats::service::{Request, Service, ServiceExt, error::Error as ServiceError};
 use bytes::Bytes;
 use futures::StreamExt;
-use opentelemetry::trace::TraceContextExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shopmesh_shared::events::{Category, ProductId, UserId};
-use shopmesh_shared::nats::headers::{TraceHeaders, extract_context};
+use shopmesh_shared::nats::headers::TraceHeaders;
+use shopmesh_shared::rpc::{RpcFailure, RpcHandler, RpcServer, RpcService, answer_json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub const SERVICE: &str = "analytics";
 pub const PREFIX: &str = "shopmesh.rpc.analytics";
@@ -76,42 +70,10 @@ pub type TrendingReply = Partial<Vec<ScoredProduct>>;
 pub type FunnelReply = Partial<FunnelFigures>;
 pub type NeighboursReply = Partial<Vec<Neighbour>>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operation {
-    Profile,
-    Product,
-    Trending,
-    Funnel,
-    Neighbours,
-}
+/// Every subject an analytics instance answers.
+pub const SUBJECTS: [&str; 5] = [PROFILE, PRODUCT, TRENDING, FUNNEL, NEIGHBOURS];
 
-impl Operation {
-    const ALL: [Operation; 5] = [
-        Operation::Profile,
-        Operation::Product,
-        Operation::Trending,
-        Operation::Funnel,
-        Operation::Neighbours,
-    ];
-
-    const fn name(self) -> &'static str {
-        match self {
-            Operation::Profile => "profile",
-            Operation::Product => "product",
-            Operation::Trending => "trending",
-            Operation::Funnel => "funnel",
-            Operation::Neighbours => "neighbours",
-        }
-    }
-}
-
-/// The registered service and its endpoint tasks.
-pub struct RpcServer {
-    service: Service,
-    shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
-}
-
+/// What an instance needs to answer: its partitions and who it is.
 #[derive(Clone)]
 struct Context {
     partitions: Partitions,
@@ -120,180 +82,92 @@ struct Context {
     owned: Vec<u16>,
 }
 
-impl RpcServer {
-    pub async fn start(
-        client: &async_nats::Client,
-        partitions: Partitions,
-        instance_index: u16,
-        instance_count: u16,
-        owned: Vec<u16>,
-    ) -> anyhow::Result<Self> {
-        let service = client
-            .service_builder()
-            .description("shopmesh analytics: partial answers per instance, merged by the caller")
-            .queue_group(format!("{SERVICE}-{instance_index}"))
-            .start(SERVICE, env!("CARGO_PKG_VERSION"))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot start the NATS service {SERVICE}: {e}"))?;
-        let context = Context {
-            partitions,
-            instance_index,
-            instance_count,
-            owned,
-        };
-        let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
-        for operation in Operation::ALL {
-            let endpoint = service
-                .group(PREFIX)
-                .endpoint_builder()
-                .name(operation.name())
-                .add(operation.name())
+impl Context {
+    /// Decodes the request, asks the local partitions, and wraps the answer
+    /// as this instance's partial.
+    async fn partial<Req, Resp, F, Fut>(&self, payload: &[u8], work: F) -> Result<Bytes, RpcFailure>
+    where
+        Req: DeserializeOwned,
+        Resp: Serialize,
+        F: FnOnce(Req) -> Fut,
+        Fut: std::future::Future<Output = Result<Resp, crate::error::AnalyticsError>>,
+    {
+        answer_json(payload, |request: Req| async move {
+            let answer = work(request)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot add endpoint {}: {e}", operation.name()))?;
-            tasks.push(tokio::spawn(serve(
-                endpoint,
-                operation,
-                context.clone(),
-                shutdown.clone(),
-            )));
-        }
-        client.flush().await?;
-        Ok(Self {
-            service,
-            shutdown,
-            tasks,
+                .map_err(|e| RpcFailure::Internal(anyhow::Error::new(e)))?;
+            Ok(Partial {
+                instance_index: self.instance_index,
+                instance_count: self.instance_count,
+                partitions: self.owned.clone(),
+                answer,
+            })
         })
-    }
-
-    /// Stops taking requests, finishes those in hand, leaves the service API.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        let _ = self.service.stop().await;
+        .await
     }
 }
 
-async fn serve(
-    mut endpoint: Endpoint,
-    operation: Operation,
-    context: Context,
-    shutdown: CancellationToken,
-) {
-    let mut inflight = JoinSet::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
-            request = endpoint.next(), if inflight.len() < 64 => {
-                let Some(request) = request else { break };
-                inflight.spawn(handle(operation, request, context.clone()));
+impl RpcHandler for Context {
+    async fn handle(&self, subject: &'static str, payload: Bytes) -> Result<Bytes, RpcFailure> {
+        let p = &self.partitions;
+        match subject {
+            PROFILE => {
+                self.partial(&payload, |r: ProfileRequest| async move {
+                    p.user_profile(r.user_id).await
+                })
+                .await
             }
-        }
-    }
-    let _ = endpoint.stop().await;
-    let drain = async { while inflight.join_next().await.is_some() {} };
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-}
-
-async fn handle(operation: Operation, request: Request, context: Context) {
-    let span = tracing::info_span!(
-        "rpc request",
-        otel.name = %format_args!("{PREFIX}.{}", operation.name()),
-        otel.kind = "server",
-        rpc.system = "nats",
-        rpc.service = SERVICE,
-        rpc.method = operation.name(),
-    );
-    if let Some(headers) = &request.message.headers {
-        let parent = extract_context(headers);
-        if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
-        }
-    }
-    let payload = request.message.payload.clone();
-    let reply = dispatch(operation, &payload, &context)
-        .instrument(span.clone())
-        .await;
-    if let Err(error) = request.respond(reply).await {
-        tracing::warn!(parent: &span, %error, "cannot send the rpc reply");
-    }
-}
-
-async fn dispatch(
-    operation: Operation,
-    payload: &[u8],
-    context: &Context,
-) -> Result<Bytes, ServiceError> {
-    let p = &context.partitions;
-    match operation {
-        Operation::Profile => {
-            answer(payload, context, |r: ProfileRequest| async move {
-                p.user_profile(r.user_id).await
-            })
-            .await
-        }
-        Operation::Product => {
-            answer(payload, context, |r: ProductRequest| async move {
-                p.product(r.product_id).await
-            })
-            .await
-        }
-        Operation::Trending => {
-            answer(payload, context, |r: TrendingRequest| async move {
-                p.trending(r.window, r.category, usize::MAX).await
-            })
-            .await
-        }
-        Operation::Funnel => {
-            answer(payload, context, |_: FunnelRequest| async move {
-                p.funnel().await
-            })
-            .await
-        }
-        Operation::Neighbours => {
-            answer(payload, context, |r: NeighboursRequest| async move {
-                p.neighbours(r.product_id, usize::MAX).await
-            })
-            .await
+            PRODUCT => {
+                self.partial(&payload, |r: ProductRequest| async move {
+                    p.product(r.product_id).await
+                })
+                .await
+            }
+            TRENDING => {
+                self.partial(&payload, |r: TrendingRequest| async move {
+                    p.trending(r.window, r.category, usize::MAX).await
+                })
+                .await
+            }
+            FUNNEL => {
+                self.partial(&payload, |_: FunnelRequest| async move { p.funnel().await })
+                    .await
+            }
+            NEIGHBOURS => {
+                self.partial(&payload, |r: NeighboursRequest| async move {
+                    p.neighbours(r.product_id, usize::MAX).await
+                })
+                .await
+            }
+            other => Err(RpcFailure::Invalid(format!("no endpoint {other}"))),
         }
     }
 }
 
-async fn answer<Req, Resp, F, Fut>(
-    payload: &[u8],
-    context: &Context,
-    work: F,
-) -> Result<Bytes, ServiceError>
-where
-    Req: DeserializeOwned,
-    Resp: Serialize,
-    F: FnOnce(Req) -> Fut,
-    Fut: Future<Output = Result<Resp, crate::error::AnalyticsError>>,
-{
-    let request: Req = serde_json::from_slice(payload).map_err(|e| ServiceError {
-        status: format!("malformed request: {e}"),
-        code: 400,
-    })?;
-    let answer = work(request).await.map_err(|e| ServiceError {
-        status: e.to_string(),
-        code: 503,
-    })?;
-    let reply = Partial {
-        instance_index: context.instance_index,
-        instance_count: context.instance_count,
-        partitions: context.owned.clone(),
-        answer,
+/// Registers this instance with the service API under its own queue group
+/// (every instance receives every request) and starts answering.
+pub async fn start(
+    client: &async_nats::Client,
+    partitions: Partitions,
+    instance_index: u16,
+    instance_count: u16,
+    owned: Vec<u16>,
+) -> anyhow::Result<RpcServer> {
+    let context = Context {
+        partitions,
+        instance_index,
+        instance_count,
+        owned,
     };
-    serde_json::to_vec(&reply)
-        .map(Bytes::from)
-        .map_err(|e| ServiceError {
-            status: format!("cannot encode the answer: {e}"),
-            code: 500,
-        })
+    let spec = RpcService {
+        name: SERVICE,
+        description: "shopmesh analytics: partial answers per instance, merged by the caller",
+        version: env!("CARGO_PKG_VERSION"),
+        subjects: &SUBJECTS,
+        queue_group: Some(format!("{SERVICE}-{instance_index}")),
+        max_inflight: 64,
+    };
+    RpcServer::start(client, spec, context).await
 }
 
 /// Why a scattered request got no complete answer.

@@ -11,7 +11,6 @@ use crate::actor::{Flush, PartitionActor};
 use crate::clock::Clock;
 use crate::gather::Partitions;
 use crate::router::PartitionRouter;
-use crate::rpc::RpcServer;
 use crate::settings::Settings;
 use crate::snapshot::{self, GROUP, SnapshotStore};
 use crate::{NAME, routes};
@@ -22,6 +21,7 @@ use shopmesh_shared::http::ReadinessCheck;
 use shopmesh_shared::nats::{
     BackboneError, ConsumerRunner, connect, jetstream_context, provision_streams,
 };
+use shopmesh_shared::rpc::RpcServer;
 use shopmesh_shared::service::{bind, http_server};
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +125,7 @@ impl Application {
             settings.instance_index,
             settings.instance_count,
         );
-        let rpc = RpcServer::start(
+        let rpc = crate::rpc::start(
             &client,
             partitions.clone(),
             settings.instance_index,
