@@ -206,6 +206,22 @@ impl ServiceCore {
     }
 }
 
+/// Applies a service's migrations, recorded in its own table
+/// (`_sqlx_migrations_<service>`) so that services can share one database
+/// without seeing each other's migrations as unknown. The migrations are
+/// portable SQL: one folder serves SQLite and Postgres.
+pub async fn migrate(
+    pool: &sqlx::AnyPool,
+    mut migrator: sqlx::migrate::Migrator,
+    service: &str,
+) -> anyhow::Result<()> {
+    migrator.dangerous_set_table_name(format!("_sqlx_migrations_{service}"));
+    migrator
+        .run(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the {service} database: {e}"))
+}
+
 /// Binds `host:port` (port 0 picks one; read it back from the listener).
 pub fn bind(http: &HttpSettings) -> std::io::Result<TcpListener> {
     TcpListener::bind((http.host.as_str(), http.port))

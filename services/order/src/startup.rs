@@ -5,7 +5,7 @@ use crate::routes::{self, AppState};
 use crate::settings::Settings;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
-use shopmesh_shared::service::{ServiceCore, bind, http_server};
+use shopmesh_shared::service::{ServiceCore, bind, http_server, migrate};
 
 pub struct Application {
     port: u16,
@@ -18,11 +18,7 @@ impl Application {
     /// (port 0 picks a free one; see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let core = ServiceCore::start(crate::SERVICE, &settings.core).await?;
-        // The schema is portable SQL: one migration folder serves both kinds.
-        // Its own migrations table lets the services share one database.
-        let mut migrator = sqlx::migrate!("./migrations");
-        migrator.dangerous_set_table_name("_sqlx_migrations_order");
-        migrator.run(&core.pool).await?;
+        migrate(&core.pool, sqlx::migrate!("./migrations"), crate::SERVICE).await?;
         let state = web::Data::new(AppState {
             pool: core.pool.clone(),
             catalog: Catalog::new(core.client.clone(), settings.rpc_timeout),

@@ -7,10 +7,9 @@ use crate::settings::Settings;
 use crate::state::AppState;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
-use shopmesh_shared::db::DatabaseKind;
 use shopmesh_shared::http::AdminToken;
 use shopmesh_shared::rpc::RpcServer;
-use shopmesh_shared::service::{ServiceCore, bind, http_server};
+use shopmesh_shared::service::{ServiceCore, bind, http_server, migrate};
 
 pub struct Application {
     port: u16,
@@ -22,7 +21,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let core = ServiceCore::start(crate::NAME, &settings.core).await?;
-        migrate(&core).await?;
+        migrate(&core.pool, sqlx::migrate!("./migrations"), crate::NAME).await?;
 
         let state = AppState {
             pool: core.pool.clone(),
@@ -78,17 +77,4 @@ impl Application {
         tracing::info!("product service stopped");
         Ok(served?)
     }
-}
-
-async fn migrate(core: &ServiceCore) -> anyhow::Result<()> {
-    let mut migrator = match core.db_kind {
-        DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-        DatabaseKind::Postgres => sqlx::migrate!("./migrations/postgres"),
-    };
-    // Its own migrations table lets the services share one database.
-    migrator.dangerous_set_table_name("_sqlx_migrations_product");
-    migrator
-        .run(&core.pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot migrate the product database: {e}"))
 }

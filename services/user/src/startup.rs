@@ -11,28 +11,7 @@ use crate::settings::Settings;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use anyhow::Context;
-use shopmesh_shared::db::DatabaseKind;
-use shopmesh_shared::service::{ServiceCore, bind, http_server};
-use sqlx::AnyPool;
-use sqlx::migrate::Migrator;
-
-/// This service's own migrations table, so that the services can share one
-/// database without one seeing the others' migrations as unknown.
-const MIGRATIONS_TABLE: &str = "_sqlx_migrations_user";
-
-/// Applies the migrations for `kind` (the DDL differs per database; the
-/// queries do not).
-pub async fn migrate(pool: &AnyPool, kind: DatabaseKind) -> anyhow::Result<()> {
-    let mut migrator: Migrator = match kind {
-        DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-        DatabaseKind::Postgres => sqlx::migrate!("./migrations/postgres"),
-    };
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-    migrator
-        .run(pool)
-        .await
-        .context("applying the user service's migrations")
-}
+use shopmesh_shared::service::{ServiceCore, bind, http_server, migrate};
 
 /// The running user service.
 pub struct Application {
@@ -46,7 +25,7 @@ impl Application {
     /// than starting half-way.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let core = ServiceCore::start(SERVICE, &settings.core).await?;
-        migrate(&core.pool, core.db_kind).await?;
+        migrate(&core.pool, sqlx::migrate!("./migrations"), SERVICE).await?;
         let hasher = PasswordHasher::new(settings.password).await?;
 
         let listener = bind(&settings.core.http).with_context(|| {

@@ -1,5 +1,5 @@
--- The catalogue, its ratings and the stock reserved for orders (SQLite).
--- Keep equivalent to migrations/postgres: only the DDL may differ.
+-- The catalogue, its ratings and the stock reserved for orders. Portable SQL:
+-- the same file runs on SQLite and Postgres.
 
 CREATE TABLE products (
     id TEXT PRIMARY KEY NOT NULL,
