@@ -9,17 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Four consecutive free ports: NATS, then user, product, order.
+/// Four consecutive free ports: NATS, then user, product, order. They are
+/// taken below the kernel's ephemeral range (32768 and up), where every other
+/// test's port-0 binds land, so a parallel test cannot grab one between this
+/// check and `up`'s own bind.
 fn free_ports() -> u16 {
-    for _ in 0..200 {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > 60_000 {
-            continue;
-        }
+    let seed = std::process::id() as u16;
+    for attempt in 0..500u16 {
+        let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(7_919)) % 12_000);
         if (0..4).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
