@@ -15,8 +15,9 @@
 use actix::{Actor, Arbiter};
 use async_nats::jetstream;
 use futures::StreamExt;
-use shopmesh_analytics::actor::{Apply, Inspect, PartitionActor};
+use shopmesh_analytics::actor::{Apply, ApplyBatch, Inspect, PartitionActor};
 use shopmesh_analytics::clock::Clock;
+use shopmesh_analytics::hash::FastMap;
 use shopmesh_analytics::settings::{AggregateSettings, Settings, SnapshotSettings};
 use shopmesh_analytics::startup::Application;
 use shopmesh_analytics::state::PartitionState;
@@ -60,6 +61,26 @@ impl Generator {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         ((self.seed >> 33) % below as u64) as usize
+    }
+
+    /// `product.created` for every product, in stock.
+    fn catalogue(&self) -> Vec<Event> {
+        self.products
+            .iter()
+            .enumerate()
+            .map(|(i, (product_id, category))| {
+                Event::new(
+                    EventMeta::new("bench", None),
+                    ProductCreated {
+                        product_id: *product_id,
+                        name: format!("product {i}"),
+                        category: category.clone(),
+                        price_cents: 100,
+                        stock: 1_000_000,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The mix of a shop: mostly views, some cart adds, few orders.
@@ -173,9 +194,82 @@ fn apply_rounds(events: &[Event], config: &AggregateSettings) {
     }
 }
 
+/// How deliveries reach an actor: one `send().await` each (what the consumer
+/// does) or one message per batch of a partition's deliveries.
+#[derive(Clone, Copy)]
+enum Messaging {
+    PerDelivery,
+    Batched(usize),
+}
+
 async fn bench_actors(n: usize) {
     let mut generator = Generator::new(100_000, 10_000);
     let events: Vec<Event> = (0..n).map(|_| generator.event()).collect();
+    for messaging in [Messaging::PerDelivery, Messaging::Batched(256)] {
+        actors_round(&events, messaging).await;
+    }
+    // The work Spark's 2.2 M rows/s figure is for: a bare count per user key,
+    // through the same arbiters, mailboxes and messages.
+    for messaging in [Messaging::PerDelivery, Messaging::Batched(256)] {
+        keyed_count_round(&events, messaging).await;
+    }
+}
+
+/// Sends one partition's deliveries to its actor, in order, waiting for
+/// each message to be handled as the consumer does.
+async fn feed<A>(addr: actix::Addr<A>, deliveries: Vec<Delivery>, messaging: Messaging)
+where
+    A: Actor<Context = actix::Context<A>> + actix::Handler<Apply> + actix::Handler<ApplyBatch>,
+{
+    match messaging {
+        Messaging::PerDelivery => {
+            for delivery in deliveries {
+                addr.send(Apply {
+                    delivery,
+                    parent: tracing::Span::none(),
+                })
+                .await
+                .unwrap();
+            }
+        }
+        Messaging::Batched(size) => {
+            let mut deliveries = deliveries.into_iter().peekable();
+            while deliveries.peek().is_some() {
+                let batch = deliveries.by_ref().take(size).collect();
+                addr.send(ApplyBatch { deliveries: batch }).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Feeds every partition's deliveries to its actor concurrently; the time
+/// until all were handled.
+async fn feed_all<A>(actors: &[actix::Addr<A>], events: &[Event], messaging: Messaging) -> Duration
+where
+    A: Actor<Context = actix::Context<A>> + actix::Handler<Apply> + actix::Handler<ApplyBatch>,
+{
+    let by_partition = deliveries(events.to_vec());
+    let start = Instant::now();
+    let tasks: Vec<_> = by_partition
+        .into_iter()
+        .enumerate()
+        .map(|(p, deliveries)| tokio::spawn(feed(actors[p].clone(), deliveries, messaging)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    start.elapsed()
+}
+
+fn label(messaging: Messaging) -> String {
+    match messaging {
+        Messaging::PerDelivery => "send().await per delivery".into(),
+        Messaging::Batched(size) => format!("one message per {size} deliveries"),
+    }
+}
+
+async fn actors_round(events: &[Event], messaging: Messaging) {
+    let n = events.len();
     let arbiters: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
     let snapshots = SnapshotSettings {
         every: u64::MAX,
@@ -184,6 +278,7 @@ async fn bench_actors(n: usize) {
     };
     let mut actors = Vec::new();
     let mut keep = Vec::new();
+    let items = std::sync::Arc::new(shopmesh_analytics::items::ItemGraph::default());
     for p in count().all() {
         let (tx, rx) = tokio::sync::watch::channel(None);
         keep.push(rx);
@@ -196,6 +291,7 @@ async fn bench_actors(n: usize) {
             Clock::system(),
             1024,
             tx,
+            items.clone(),
         );
         let arbiter = &arbiters[usize::from(p.index()) % arbiters.len()];
         actors.push(PartitionActor::start_in_arbiter(
@@ -203,26 +299,7 @@ async fn bench_actors(n: usize) {
             move |_| actor,
         ));
     }
-    let by_partition = deliveries(events);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for (p, deliveries) in by_partition.into_iter().enumerate() {
-        let addr = actors[p].clone();
-        tasks.push(tokio::spawn(async move {
-            for delivery in deliveries {
-                addr.send(Apply {
-                    delivery,
-                    parent: tracing::Span::none(),
-                })
-                .await
-                .unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = start.elapsed();
+    let elapsed = feed_all(&actors, events, messaging).await;
     let applied: u64 = futures::future::join_all(
         actors
             .iter()
@@ -234,7 +311,88 @@ async fn bench_actors(n: usize) {
     .sum();
     assert_eq!(applied, n as u64);
     println!(
-        "actors (32 partitions on 2 arbiters, send().await per delivery, {n} events): {:.0} events/s",
+        "actors, every aggregate (32 partitions on 2 arbiters, {}, {n} events): {:.0} events/s",
+        label(messaging),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+}
+
+/// A partition actor whose whole state is one count per user.
+#[derive(Default)]
+struct KeyedCount {
+    counts: FastMap<UserId, u64>,
+    last_sequence: u64,
+}
+
+impl KeyedCount {
+    fn apply(&mut self, delivery: &Delivery) {
+        if delivery.stream_sequence > self.last_sequence {
+            self.last_sequence = delivery.stream_sequence;
+            if let Some(user) = delivery.event.meta.user_id {
+                *self.counts.entry(user).or_default() += 1;
+            }
+        }
+    }
+}
+
+impl Actor for KeyedCount {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+impl actix::Handler<Apply> for KeyedCount {
+    type Result = ();
+    fn handle(&mut self, msg: Apply, _: &mut Self::Context) {
+        self.apply(&msg.delivery);
+    }
+}
+
+impl actix::Handler<ApplyBatch> for KeyedCount {
+    type Result = ();
+    fn handle(&mut self, msg: ApplyBatch, _: &mut Self::Context) {
+        for delivery in &msg.deliveries {
+            self.apply(delivery);
+        }
+    }
+}
+
+struct Total;
+impl actix::Message for Total {
+    type Result = u64;
+}
+impl actix::Handler<Total> for KeyedCount {
+    type Result = u64;
+    fn handle(&mut self, _: Total, _: &mut Self::Context) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+async fn keyed_count_round(events: &[Event], messaging: Messaging) {
+    let n = events.len();
+    let arbiters: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
+    let actors: Vec<_> = count()
+        .all()
+        .map(|p| {
+            let arbiter = &arbiters[usize::from(p.index()) % arbiters.len()];
+            KeyedCount::start_in_arbiter(&arbiter.handle(), |_| KeyedCount::default())
+        })
+        .collect();
+    let elapsed = feed_all(&actors, events, messaging).await;
+    let total: u64 = futures::future::join_all(actors.iter().map(|a| a.send(Total)))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(total, n as u64);
+    println!(
+        "actors, keyed count per user (32 partitions on 2 arbiters, {}, {n} events): {:.0} events/s",
+        label(messaging),
         n as f64 / elapsed.as_secs_f64()
     );
     for arbiter in arbiters {
@@ -423,7 +581,11 @@ async fn bench_e2e(n: usize) {
     println!("e2e ratio median: {:.2}", ratios[ratios.len() / 2]);
 }
 
-async fn bench_latency(samples: usize, rate_per_sec: u64) {
+/// Publish -> visible: probes (views of one product) at `probes_per_sec`,
+/// each timed from its publish until `GET /products/{id}/stats` shows it,
+/// while a background publisher keeps `background_per_sec` other events
+/// flowing through the same stream and actors.
+async fn bench_latency(samples: usize, probes_per_sec: u64, background_per_sec: u64) {
     let backbone = TestBackbone::start().await;
     let app = Application::build(app_settings(&backbone, &[]))
         .await
@@ -433,10 +595,18 @@ async fn bench_latency(samples: usize, rate_per_sec: u64) {
     let task = actix::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
     let publisher = publisher(&backbone);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let background = tokio::spawn(background_load(
+        publisher.clone(),
+        background_per_sec,
+        stop.clone(),
+    ));
     let product = ProductId::new_v7();
     let category = Category::parse("bench").unwrap();
     let mut latencies = Vec::with_capacity(samples);
-    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate_per_sec));
+    let mut late = 0;
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / probes_per_sec));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 1..=samples as u64 {
         ticker.tick().await;
         let event = Event::new(
@@ -448,7 +618,9 @@ async fn bench_latency(samples: usize, rate_per_sec: u64) {
         );
         let start = Instant::now();
         publisher.publish(&event).await.unwrap();
-        loop {
+        // A probe that is not visible within 5 s is counted as late and its
+        // time kept: the run goes on instead of hanging.
+        while start.elapsed() < Duration::from_secs(5) {
             let response = client
                 .get(format!("{address}/products/{product}/stats"))
                 .send()
@@ -456,17 +628,178 @@ async fn bench_latency(samples: usize, rate_per_sec: u64) {
                 .unwrap();
             if response.status() == 200 {
                 let body: serde_json::Value = response.json().await.unwrap();
-                if body["all_time"]["views"].as_u64() == Some(n) {
+                if body["all_time"]["views"].as_u64() >= Some(n) {
                     break;
                 }
             }
         }
+        let elapsed = start.elapsed();
+        late += usize::from(elapsed >= Duration::from_secs(5));
+        latencies.push(elapsed);
+    }
+    stop.cancel();
+    let (published, seconds) = background.await.unwrap();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "latency publish -> visible in GET /products/{{id}}/stats, {samples} probes at {probes_per_sec}/s \
+         under {:.0} background events/s (asked {background_per_sec}): p50 {:?}, p99 {:?}, max {:?}, over 5 s: {late}",
+        published as f64 / seconds,
+        pct(0.50),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
+    handle.stop(true).await;
+    task.await.unwrap().unwrap();
+}
+
+/// Publishes shop-like events at `per_sec` (a burst every millisecond, acks
+/// confirmed in groups) until stopped; returns how many and over how long.
+async fn background_load(
+    publisher: EventPublisher,
+    per_sec: u64,
+    stop: tokio_util::sync::CancellationToken,
+) -> (u64, f64) {
+    if per_sec == 0 {
+        stop.cancelled().await;
+        return (0, 1.0);
+    }
+    let mut generator = Generator::new(10_000, 1_000);
+    let per_tick = per_sec.div_ceil(1000);
+    let mut ticker =
+        tokio::time::interval(Duration::from_nanos(1_000_000 * per_tick * 1000 / per_sec));
+    let start = Instant::now();
+    let mut published = 0u64;
+    while !stop.is_cancelled() {
+        let mut pending = Vec::new();
+        for _ in 0..20 {
+            ticker.tick().await;
+            for _ in 0..per_tick {
+                let outbound = publisher.prepare(&generator.event()).unwrap();
+                pending.push(publisher.send(outbound).await.unwrap());
+            }
+        }
+        for p in pending {
+            p.confirm().await.unwrap();
+            published += 1;
+        }
+    }
+    (published, start.elapsed().as_secs_f64())
+}
+
+/// The recommendation pipeline alone (no HTTP, no actors): the same reads
+/// over 32 partition states and their product-keyed view, one core.
+fn bench_recommend_in_process(history: usize, requests: usize) {
+    let mut generator = Generator::new(10_000, 1_000);
+    let mut events = generator.catalogue();
+    events.extend((0..history).map(|_| generator.event()));
+    let config = AggregateSettings::default();
+    let items = shopmesh_analytics::items::ItemGraph::default();
+    let mut states: Vec<PartitionState> =
+        (0..PARTITIONS).map(|_| PartitionState::default()).collect();
+    for (i, event) in events.iter().enumerate() {
+        let p = partition_for(event.meta.user_id.as_ref(), count());
+        states[usize::from(p.index())].apply_with(i as u64 + 1, event, &config, &mut &items);
+    }
+    let shards = shopmesh_analytics::eval::local::LocalShards {
+        states: states.iter().collect(),
+        items: &items,
+        settings: Default::default(),
+        now_ms: shopmesh_shared::events::Timestamp::now().as_millis(),
+    };
+    let mut latencies = Vec::with_capacity(requests);
+    for n in 0..requests {
+        let user = generator.users[n * 7919 % generator.users.len()];
+        let request = shopmesh_analytics::recommend::pipeline::Request {
+            k: 10,
+            require_catalogue: true,
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let answer = futures::executor::block_on(shopmesh_analytics::recommend::recommend(
+            &shards,
+            user,
+            request,
+            &shards.settings,
+        ))
+        .unwrap();
         latencies.push(start.elapsed());
+        assert_eq!(answer.len(), 10);
     }
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "latency publish -> visible in GET /products/{{id}}/stats, {samples} samples at {rate_per_sec}/s: p50 {:?}, p99 {:?}, max {:?}",
+        "recommend in process (k=10, {history} events, 1000 products): p50 {:?}, p99 {:?}",
+        pct(0.5),
+        pct(0.99)
+    );
+}
+
+/// `GET /recommendations/{user}?k=10` latency at a fixed offered rate, with
+/// a populated state (catalogue, `history` shop events) and
+/// `background_per_sec` events still flowing.
+async fn bench_recommend(history: usize, requests: usize, per_sec: u64, background_per_sec: u64) {
+    let backbone = TestBackbone::start().await;
+    // Two HTTP workers (one per core, the service's default): requests are
+    // what this measures.
+    let app = Application::build(app_settings(&backbone, &[("SHOPMESH_HTTP_WORKERS", "2")]))
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.server_handle();
+    let task = actix::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let publisher = publisher(&backbone);
+    let mut generator = Generator::new(10_000, 1_000);
+    let mut events = generator.catalogue();
+    events.extend((0..history).map(|_| generator.event()));
+    publish(&publisher, &events).await;
+    while handled(&client, &address).await < events.len() as u64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let background = tokio::spawn(background_load(
+        publisher.clone(),
+        background_per_sec,
+        stop.clone(),
+    ));
+    let users = generator.users.clone();
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / per_sec));
+    // Each request is its own task, so it runs while the next ones are
+    // offered (an open loop: a slow answer does not slow the offered rate).
+    let mut pending = Vec::with_capacity(requests);
+    for n in 0..requests {
+        ticker.tick().await;
+        let url = format!(
+            "{address}/recommendations/{}?k=10",
+            users[n * 7919 % users.len()]
+        );
+        let client = client.clone();
+        pending.push(tokio::spawn(async move {
+            let start = Instant::now();
+            let body: serde_json::Value =
+                client.get(url).send().await.unwrap().json().await.unwrap();
+            (
+                start.elapsed(),
+                body["items"].as_array().map_or(0, Vec::len),
+            )
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    let mut empty = 0;
+    for task in pending {
+        let (latency, items) = task.await.unwrap();
+        latencies.push(latency);
+        empty += usize::from(items == 0);
+    }
+    stop.cancel();
+    let (published, seconds) = background.await.unwrap();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "GET /recommendations/{{user}}?k=10, {requests} requests at {per_sec}/s after {history} events, \
+         under {:.0} background events/s: p50 {:?}, p99 {:?}, max {:?}, empty answers {empty}",
+        published as f64 / seconds,
         pct(0.50),
         pct(0.99),
         latencies[latencies.len() - 1]
@@ -537,6 +870,9 @@ fn main() {
         Some("memory-1m-users") => return bench_memory_of(1_000_000, 1_000_000),
         _ => {}
     }
+    if run("recommend-in-process") {
+        bench_recommend_in_process(200_000, 2_000);
+    }
     if run("memory") {
         bench_memory();
     }
@@ -547,8 +883,13 @@ fn main() {
         if run("e2e") {
             bench_e2e(200_000).await;
         }
+        if run("recommend-http") {
+            bench_recommend(200_000, 4_000, 200, 5_000).await;
+            bench_recommend(200_000, 5_000, 500, 5_000).await;
+        }
         if run("latency") {
-            bench_latency(500, 100).await;
+            bench_latency(500, 100, 0).await;
+            bench_latency(1000, 100, 20_000).await;
         }
     });
     let _ = Partition::new(0, count());

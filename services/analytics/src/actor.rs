@@ -4,6 +4,7 @@
 //! hands to an uploader task so that applying never waits for the network.
 
 use crate::clock::Clock;
+use crate::items::ItemGraph;
 use crate::settings::{AggregateSettings, SnapshotSettings};
 use crate::snapshot::{SnapshotBlob, SnapshotInfo};
 use crate::state::PartitionState;
@@ -31,6 +32,9 @@ pub struct PartitionActor {
     last_snapshot: Option<SnapshotInfo>,
     /// Events applied per bucket over the last minute, for events/s.
     rate: Window,
+    /// The product-keyed view summed over partitions, kept exact by telling
+    /// it every change this partition makes.
+    items: Arc<ItemGraph>,
 }
 
 impl PartitionActor {
@@ -44,6 +48,7 @@ impl PartitionActor {
         clock: Clock,
         mailbox: usize,
         uploads: SnapshotSender,
+        items: Arc<ItemGraph>,
     ) -> Self {
         Self {
             partition,
@@ -57,6 +62,7 @@ impl PartitionActor {
             uploads: Some(uploads),
             last_snapshot: loaded,
             rate: Window::default(),
+            items,
         }
     }
 
@@ -119,10 +125,42 @@ impl Handler<Apply> for PartitionActor {
             stream_sequence = msg.delivery.stream_sequence,
         );
         let _entered = span.enter();
-        let applied = self.state.apply(
-            msg.delivery.stream_sequence,
-            &msg.delivery.event,
+        if !self.apply(&msg.delivery) {
+            tracing::debug!("already applied; skipped");
+        }
+    }
+}
+
+/// Apply several deliveries of this partition, in order, as one message: one
+/// mailbox round trip for a whole pull batch. For replays and bulk loads
+/// where a span per event is not wanted.
+pub struct ApplyBatch {
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Message for ApplyBatch {
+    type Result = ();
+}
+
+impl Handler<ApplyBatch> for PartitionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyBatch, _: &mut Self::Context) {
+        for delivery in &msg.deliveries {
+            self.apply(delivery);
+        }
+    }
+}
+
+impl PartitionActor {
+    /// Applies one delivery, counts it and snapshots when due; false when it
+    /// was applied before.
+    fn apply(&mut self, delivery: &Delivery) -> bool {
+        let applied = self.state.apply_with(
+            delivery.stream_sequence,
+            &delivery.event,
             &self.config,
+            &mut &*self.items,
         );
         if applied {
             self.since_snapshot += 1;
@@ -131,9 +169,8 @@ impl Handler<Apply> for PartitionActor {
             if self.since_snapshot >= self.snapshot_every {
                 self.snapshot();
             }
-        } else {
-            tracing::debug!("already applied; skipped");
         }
+        applied
     }
 }
 

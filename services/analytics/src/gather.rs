@@ -6,6 +6,12 @@
 
 use crate::actor::{Inspect, PartitionActor, PartitionView};
 use crate::error::AnalyticsError;
+use crate::items::ItemGraph;
+use crate::recommend::{
+    self, CatalogueEntry, PartialScore, PopularProduct, Recommendation, RecommenderSettings,
+    Shards, UserSeeds, score, seeds,
+};
+use crate::settings::Settings;
 use crate::snapshot::{self, SnapshotInfo};
 use crate::state::{FunnelFigures, ProductFigures, ScoredProduct, StateSize, UserProfile};
 use crate::window::WindowKind;
@@ -14,6 +20,7 @@ use async_nats::jetstream;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use shopmesh_shared::events::{Category, ProductId, UserId};
+use shopmesh_shared::metrics::metrics;
 use shopmesh_shared::nats::{ConsumerStats, ConsumerStatsSnapshot};
 use shopmesh_shared::settings::StreamSettings;
 use shopmesh_shared::subjects::{Partition, partition_for};
@@ -29,6 +36,8 @@ pub struct Partitions {
     consumer: Arc<ConsumerStats>,
     instance_index: u16,
     instance_count: u16,
+    recommender: RecommenderSettings,
+    items: Arc<ItemGraph>,
 }
 
 /// A neighbour in the co-occurrence graph.
@@ -87,22 +96,63 @@ pub struct ServiceStats {
 }
 
 impl Partitions {
+    /// The reads over `actors` (this instance's partitions, as `settings`
+    /// assigns them) and their product-keyed view `items`.
     pub fn new(
         actors: Vec<(Partition, Addr<PartitionActor>)>,
-        streams: StreamSettings,
+        settings: &Settings,
         js: jetstream::Context,
         consumer: Arc<ConsumerStats>,
-        instance_index: u16,
-        instance_count: u16,
+        items: Arc<ItemGraph>,
     ) -> Self {
         Self {
             actors: Arc::new(actors),
-            streams,
+            streams: settings.backbone.streams.clone(),
             js,
             consumer,
-            instance_index,
-            instance_count,
+            instance_index: settings.instance_index,
+            instance_count: settings.instance_count,
+            recommender: settings.recommender,
+            items,
         }
+    }
+
+    /// The user's partition's actor, when this instance owns it.
+    fn user_partition(&self, user: UserId) -> Option<&Addr<PartitionActor>> {
+        let partition = partition_for(Some(&user), self.streams.partitions);
+        self.actors
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map(|(_, addr)| addr)
+    }
+
+    /// The top `k` products for `user` (see [`crate::recommend`]).
+    pub async fn recommendations(
+        &self,
+        user: UserId,
+        k: usize,
+    ) -> Result<Vec<Recommendation>, AnalyticsError> {
+        let timer = metrics().recommendation_duration.start_timer();
+        let request = recommend::pipeline::Request {
+            k,
+            require_catalogue: true,
+            ..Default::default()
+        };
+        let answer = recommend::recommend(self, user, request, &self.recommender).await;
+        timer.observe_duration();
+        answer
+    }
+
+    /// The top `k` products that go with `product`.
+    pub async fn similar(
+        &self,
+        product: ProductId,
+        k: usize,
+    ) -> Result<Vec<Recommendation>, AnalyticsError> {
+        let timer = metrics().recommendation_duration.start_timer();
+        let answer = recommend::similar(self, product, k, &self.recommender).await;
+        timer.observe_duration();
+        answer
     }
 
     async fn ask<R, F>(addr: &Addr<PartitionActor>, read: F) -> Result<R, AnalyticsError>
@@ -133,9 +183,7 @@ impl Partitions {
     /// The user's profile, from the one partition that holds the user; `None`
     /// when it has no events or its partition belongs to another instance.
     pub async fn user_profile(&self, user: UserId) -> Result<Option<UserProfile>, AnalyticsError> {
-        let count = self.streams.partitions;
-        let partition = partition_for(Some(&user), count);
-        let Some((_, addr)) = self.actors.iter().find(|(p, _)| *p == partition) else {
+        let Some(addr) = self.user_partition(user) else {
             return Ok(None);
         };
         Self::ask(addr, move |view| {
@@ -226,6 +274,47 @@ impl Partitions {
             partitions,
             consumer: self.consumer.snapshot().into(),
         })
+    }
+}
+
+impl Shards for Partitions {
+    async fn seeds(&self, user: UserId) -> Result<UserSeeds, AnalyticsError> {
+        let Some(addr) = self.user_partition(user) else {
+            return Ok(UserSeeds::default());
+        };
+        let settings = self.recommender;
+        Self::ask(addr, move |view| {
+            seeds::user_seeds(view.state, user, &settings)
+        })
+        .await
+    }
+
+    async fn touch_weights(
+        &self,
+        products: Vec<ProductId>,
+    ) -> Result<Vec<Vec<u64>>, AnalyticsError> {
+        Ok(vec![score::touch_weights(&self.items, &products)])
+    }
+
+    async fn partial_scores(
+        &self,
+        seeds: Vec<(ProductId, f64)>,
+    ) -> Result<Vec<PartialScore>, AnalyticsError> {
+        Ok(score::partial_scores(&self.items, &seeds))
+    }
+
+    async fn catalogue(
+        &self,
+        products: Vec<ProductId>,
+    ) -> Result<Vec<(ProductId, CatalogueEntry)>, AnalyticsError> {
+        Ok(score::catalogue(&self.items, &products))
+    }
+
+    async fn popular(&self) -> Result<Vec<PopularProduct>, AnalyticsError> {
+        let parts = self
+            .scatter(|view| score::popular(view.state, view.now_ms))
+            .await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 }
 

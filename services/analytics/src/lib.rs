@@ -9,8 +9,11 @@
 pub mod actor;
 pub mod clock;
 pub mod error;
+pub mod eval;
 pub mod gather;
 pub mod hash;
+pub mod items;
+pub mod recommend;
 pub mod router;
 pub mod routes;
 pub mod rpc;

@@ -9,6 +9,7 @@
 //! with the same functions the REST handlers use (`gather`).
 
 use crate::gather::{Neighbour, Partitions};
+use crate::recommend::Recommendation;
 use crate::state::{FunnelFigures, ProductFigures, ScoredProduct, UserProfile};
 use crate::window::WindowKind;
 use bytes::Bytes;
@@ -28,6 +29,8 @@ pub const PRODUCT: &str = "shopmesh.rpc.analytics.product";
 pub const TRENDING: &str = "shopmesh.rpc.analytics.trending";
 pub const FUNNEL: &str = "shopmesh.rpc.analytics.funnel";
 pub const NEIGHBOURS: &str = "shopmesh.rpc.analytics.neighbours";
+pub const RECOMMENDATIONS: &str = "shopmesh.rpc.analytics.recommendations";
+pub const SIMILAR: &str = "shopmesh.rpc.analytics.similar";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProfileRequest {
@@ -55,6 +58,39 @@ pub struct NeighboursRequest {
     pub product_id: ProductId,
 }
 
+/// Recommendations are ranked by the instance that answers, from the
+/// partitions it owns: complete when one instance owns them all (the
+/// default); with several, each reply ranks from its own share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecommendationsRequest {
+    pub user_id: UserId,
+    #[serde(default = "default_k")]
+    pub k: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimilarRequest {
+    pub product_id: ProductId,
+    #[serde(default = "default_k")]
+    pub k: usize,
+}
+
+fn default_k() -> usize {
+    10
+}
+
+/// `k` as the REST routes accept it.
+fn checked_k(k: usize) -> Result<usize, crate::error::AnalyticsError> {
+    if (1..=100).contains(&k) {
+        Ok(k)
+    } else {
+        Err(crate::error::AnalyticsError::invalid(
+            "k",
+            "k must be a whole number from 1 to 100",
+        ))
+    }
+}
+
 /// One instance's answer for the partitions it owns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Partial<T> {
@@ -69,9 +105,18 @@ pub type ProductReply = Partial<Option<ProductFigures>>;
 pub type TrendingReply = Partial<Vec<ScoredProduct>>;
 pub type FunnelReply = Partial<FunnelFigures>;
 pub type NeighboursReply = Partial<Vec<Neighbour>>;
+pub type RecommendationsReply = Partial<Vec<Recommendation>>;
 
 /// Every subject an analytics instance answers.
-pub const SUBJECTS: [&str; 5] = [PROFILE, PRODUCT, TRENDING, FUNNEL, NEIGHBOURS];
+pub const SUBJECTS: [&str; 7] = [
+    PROFILE,
+    PRODUCT,
+    TRENDING,
+    FUNNEL,
+    NEIGHBOURS,
+    RECOMMENDATIONS,
+    SIMILAR,
+];
 
 /// What an instance needs to answer: its partitions and who it is.
 #[derive(Clone)]
@@ -93,9 +138,12 @@ impl Context {
         Fut: std::future::Future<Output = Result<Resp, crate::error::AnalyticsError>>,
     {
         answer_json(payload, |request: Req| async move {
-            let answer = work(request)
-                .await
-                .map_err(|e| RpcFailure::Internal(anyhow::Error::new(e)))?;
+            let answer = work(request).await.map_err(|e| match e {
+                crate::error::AnalyticsError::InvalidParameter { .. } => {
+                    RpcFailure::Invalid(e.to_string())
+                }
+                other => RpcFailure::Internal(anyhow::Error::new(other)),
+            })?;
             Ok(Partial {
                 instance_index: self.instance_index,
                 instance_count: self.instance_count,
@@ -136,6 +184,18 @@ impl RpcHandler for Context {
             NEIGHBOURS => {
                 self.partial(&payload, |r: NeighboursRequest| async move {
                     p.neighbours(r.product_id, usize::MAX).await
+                })
+                .await
+            }
+            RECOMMENDATIONS => {
+                self.partial(&payload, |r: RecommendationsRequest| async move {
+                    p.recommendations(r.user_id, checked_k(r.k)?).await
+                })
+                .await
+            }
+            SIMILAR => {
+                self.partial(&payload, |r: SimilarRequest| async move {
+                    p.similar(r.product_id, checked_k(r.k)?).await
                 })
                 .await
             }

@@ -2,6 +2,7 @@
 //! partitions this instance owns, and the aggregation and snapshot knobs. This
 //! service has no SQL database, so it does not use `CoreSettings`.
 
+use crate::recommend::RecommenderSettings;
 use shopmesh_shared::service::HttpSettings;
 use shopmesh_shared::settings::{BackboneSettings, Env, SettingsError};
 use shopmesh_shared::subjects::Partition;
@@ -27,6 +28,7 @@ pub struct Settings {
     pub mailbox: usize,
     pub aggregates: AggregateSettings,
     pub snapshots: SnapshotSettings,
+    pub recommender: RecommenderSettings,
 }
 
 /// How the aggregates are shaped.
@@ -38,7 +40,10 @@ pub struct AggregateSettings {
     pub affinity_half_life: Duration,
     /// `SHOPMESH_ANALYTICS_COOCCURRENCE_WINDOW`, default 20 distinct products.
     pub cooccurrence_window: usize,
-    /// `SHOPMESH_ANALYTICS_NEIGHBOURS`, default 100 neighbours kept per product.
+    /// `SHOPMESH_ANALYTICS_NEIGHBOURS`, default 200 neighbours kept per
+    /// product (up to twice that between prunings). Chosen by a rule: the
+    /// smallest bound, in steps of 100, whose MovieLens-100k results are
+    /// within 2% of unbounded lists (100: -7% prequential; 200: -1.6%).
     pub neighbours: usize,
 }
 
@@ -48,7 +53,7 @@ impl Default for AggregateSettings {
             history: 50,
             affinity_half_life: Duration::from_secs(7 * 86_400),
             cooccurrence_window: 20,
-            neighbours: 100,
+            neighbours: 200,
         }
     }
 }
@@ -122,7 +127,23 @@ impl Settings {
                 expected: "a bucket name of letters, digits, '-' and '_'".into(),
             });
         }
+        let fraction = |name: &str, default: f64| {
+            env.parse_with(name, default, "a number above 0 and at most 1", |v| {
+                v.parse::<f64>().ok().filter(|x| *x > 0.0 && *x <= 1.0)
+            })
+        };
+        let recommender = RecommenderSettings {
+            history_decay: fraction(
+                "SHOPMESH_RECOMMEND_HISTORY_DECAY",
+                RecommenderSettings::default().history_decay,
+            )?,
+            category_share: fraction(
+                "SHOPMESH_RECOMMEND_CATEGORY_SHARE",
+                RecommenderSettings::default().category_share,
+            )?,
+        };
         Ok(Self {
+            recommender,
             http: HttpSettings {
                 host: env.string_or("SHOPMESH_HTTP_HOST", "127.0.0.1"),
                 port: env.parse_or("SHOPMESH_HTTP_PORT", DEFAULT_PORT, "a port number 0-65535")?,
@@ -140,7 +161,11 @@ impl Settings {
                 history: positive("SHOPMESH_ANALYTICS_HISTORY", 50, 10_000)?,
                 affinity_half_life: half_life,
                 cooccurrence_window: positive("SHOPMESH_ANALYTICS_COOCCURRENCE_WINDOW", 20, 1000)?,
-                neighbours: positive("SHOPMESH_ANALYTICS_NEIGHBOURS", 100, 10_000)?,
+                neighbours: positive(
+                    "SHOPMESH_ANALYTICS_NEIGHBOURS",
+                    AggregateSettings::default().neighbours,
+                    10_000,
+                )?,
             },
             snapshots: SnapshotSettings {
                 every: positive("SHOPMESH_ANALYTICS_SNAPSHOT_EVERY", 10_000, usize::MAX)? as u64,
@@ -179,6 +204,8 @@ impl Settings {
             "SHOPMESH_ANALYTICS_SNAPSHOT_EVERY",
             "SHOPMESH_ANALYTICS_SNAPSHOT_INTERVAL",
             "SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET",
+            "SHOPMESH_RECOMMEND_HISTORY_DECAY",
+            "SHOPMESH_RECOMMEND_CATEGORY_SHARE",
         ];
         names.extend_from_slice(BackboneSettings::VARIABLES);
         names

@@ -10,6 +10,7 @@
 use crate::actor::{Flush, PartitionActor};
 use crate::clock::Clock;
 use crate::gather::Partitions;
+use crate::items::ItemGraph;
 use crate::router::PartitionRouter;
 use crate::settings::Settings;
 use crate::snapshot::{self, GROUP, SnapshotStore};
@@ -64,7 +65,8 @@ impl Application {
         let mut by_index: Vec<Option<Addr<PartitionActor>>> = vec![None; count];
         let mut actors = Vec::with_capacity(owned.len());
         let mut uploaders = Vec::with_capacity(owned.len());
-        for (n, &partition) in owned.iter().enumerate() {
+        let mut loaded_states = Vec::with_capacity(owned.len());
+        for &partition in &owned {
             let (state, loaded) = match store.load(partition).await? {
                 Some((state, info)) => (state, Some(info)),
                 None => (Default::default(), None),
@@ -90,6 +92,14 @@ impl Application {
             )
             .await?;
             tracing::info!(%partition, from_sequence = start.unwrap_or(1), "partition loaded");
+            loaded_states.push((partition, state, loaded));
+        }
+        // The product-keyed view is derived: rebuilt from the states just
+        // loaded, then kept up to date by the actors.
+        let items = Arc::new(ItemGraph::from_states(
+            loaded_states.iter().map(|(_, state, _)| state),
+        ));
+        for (n, (partition, state, loaded)) in loaded_states.into_iter().enumerate() {
             let (uploads, uploader) = store.spawn_uploader(partition);
             uploaders.push(uploader);
             let actor = PartitionActor::new(
@@ -101,6 +111,7 @@ impl Application {
                 clock,
                 settings.mailbox,
                 uploads,
+                items.clone(),
             );
             let arbiter = &arbiters[n % arbiters.len()];
             let addr = PartitionActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
@@ -117,14 +128,7 @@ impl Application {
             &settings.backbone.consumer,
             Arc::new(PartitionRouter::new(by_index)),
         );
-        let partitions = Partitions::new(
-            actors.clone(),
-            settings.backbone.streams.clone(),
-            js,
-            runner.stats(),
-            settings.instance_index,
-            settings.instance_count,
-        );
+        let partitions = Partitions::new(actors.clone(), &settings, js, runner.stats(), items);
         let rpc = crate::rpc::start(
             &client,
             partitions.clone(),

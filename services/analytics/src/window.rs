@@ -64,6 +64,8 @@ pub struct Counters {
     pub cart_adds: u64,
     /// Quantity purchased (sum of order line quantities).
     pub purchases: u64,
+    /// Quantity of those purchases cancelled since (counted when cancelled).
+    pub cancelled: u64,
     pub rating_count: u64,
     pub rating_sum: u64,
 }
@@ -78,13 +80,22 @@ impl Counters {
         self.views += other.views;
         self.cart_adds += other.cart_adds;
         self.purchases += other.purchases;
+        self.cancelled += other.cancelled;
         self.rating_count += other.rating_count;
         self.rating_sum += other.rating_sum;
     }
 
-    /// views + 3 * cart adds + 5 * purchases.
+    /// views + 3 * cart adds + 5 * purchases that were not cancelled.
     pub fn activity_score(&self) -> u64 {
-        self.views * VIEW_WEIGHT + self.cart_adds * CART_WEIGHT + self.purchases * PURCHASE_WEIGHT
+        self.views * VIEW_WEIGHT
+            + self.cart_adds * CART_WEIGHT
+            + self.net_purchases() * PURCHASE_WEIGHT
+    }
+
+    /// Purchases less cancellations. In a window a cancellation can land in
+    /// a later bucket than its order, so this saturates at zero.
+    pub fn net_purchases(&self) -> u64 {
+        self.purchases.saturating_sub(self.cancelled)
     }
 
     pub fn is_zero(&self) -> bool {
@@ -228,5 +239,9 @@ mod tests {
             ..Counters::default()
         };
         assert_eq!(c.activity_score(), 2 + 3 + 15);
+        let after_cancel = Counters { cancelled: 2, ..c };
+        assert_eq!(after_cancel.activity_score(), 2 + 3 + 5);
+        let more_cancelled = Counters { cancelled: 9, ..c };
+        assert_eq!(more_cancelled.net_purchases(), 0);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod funnel;
 pub mod products;
+pub mod recommendations;
 pub mod stats;
 pub mod trending;
 pub mod users;
@@ -17,6 +18,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/products/{id}/neighbours",
             web::get().to(products::neighbours),
+        )
+        .route(
+            "/products/{id}/similar",
+            web::get().to(recommendations::similar),
+        )
+        .route(
+            "/recommendations/{user_id}",
+            web::get().to(recommendations::for_user),
         )
         .route("/trending", web::get().to(trending::trending))
         .route("/funnel", web::get().to(funnel::funnel))

@@ -4,8 +4,9 @@
 use crate::helpers::*;
 use actix::Actor;
 use async_nats::HeaderMap;
-use shopmesh_analytics::actor::{Apply, Inspect, PartitionActor};
+use shopmesh_analytics::actor::{Apply, ApplyBatch, Inspect, PartitionActor};
 use shopmesh_analytics::clock::Clock;
+use shopmesh_analytics::items::ItemGraph;
 use shopmesh_analytics::run_system;
 use shopmesh_analytics::settings::{AggregateSettings, SnapshotSettings};
 use shopmesh_analytics::state::{PartitionState, UserProfile};
@@ -14,29 +15,36 @@ use shopmesh_shared::nats::Delivery;
 use shopmesh_shared::nats::headers;
 use shopmesh_shared::subjects::{Partition, event_subject, partition_for};
 use shopmesh_shared::testkit::{TestBackbone, eventually, viewed_by};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[test]
 fn a_redelivered_sequence_changes_nothing() {
     run_system(|| async {
         let partition = Partition::new(3, partition_count()).unwrap();
-        let (uploads, _rx) = tokio::sync::watch::channel(None);
         let snapshots = SnapshotSettings {
             every: 1_000_000,
             interval: Duration::from_secs(3600),
             bucket: "unused".into(),
         };
-        let actor = PartitionActor::new(
-            partition,
-            PartitionState::default(),
-            None,
-            AggregateSettings::default(),
-            &snapshots,
-            Clock::system(),
-            16,
-            uploads,
-        )
-        .start();
+        let start_actor = |items: Arc<ItemGraph>| {
+            // Snapshots are never due: the receiver can go.
+            let (uploads, _) = tokio::sync::watch::channel(None);
+            PartitionActor::new(
+                partition,
+                PartitionState::default(),
+                None,
+                AggregateSettings::default(),
+                &snapshots,
+                Clock::system(),
+                16,
+                uploads,
+                items,
+            )
+            .start()
+        };
+        let items = Arc::new(ItemGraph::default());
+        let actor = start_actor(items.clone());
         let mut generator = Generator::new(1, 3, 4);
         let events: Vec<_> = (0..50).map(|_| generator.event()).collect();
         let delivery = |sequence: u64, n: usize| Delivery {
@@ -74,6 +82,27 @@ fn a_redelivered_sequence_changes_nothing() {
             .unwrap();
         assert_eq!(state, expected);
         assert_eq!(state.applied, 50);
+        // The product-keyed view saw each change once too.
+        assert_eq!(items.totals(), ItemGraph::from_states([&expected]).totals());
+
+        // A whole batch in one message, replays included, ends the same.
+        let batched = start_actor(Arc::new(ItemGraph::default()));
+        let deliveries = (0..50)
+            .flat_map(|n| {
+                let sequence = 10 + n as u64 * 2;
+                [
+                    delivery(sequence, n),
+                    delivery(sequence, n),
+                    delivery(sequence - 1, 0),
+                ]
+            })
+            .collect();
+        batched.send(ApplyBatch { deliveries }).await.unwrap();
+        let state = batched
+            .send(Inspect(Box::new(|view| view.state.clone())))
+            .await
+            .unwrap();
+        assert_eq!(state, expected);
     });
 }
 

@@ -3,6 +3,7 @@
 mod consumption;
 mod helpers;
 mod queries;
+mod recommendations;
 mod restart;
 mod traces;
 mod two_instances;

@@ -4,8 +4,12 @@
 
 use crate::helpers::*;
 use async_nats::jetstream;
+use shopmesh_analytics::eval::local::LocalShards;
+use shopmesh_analytics::items::ItemGraph;
+use shopmesh_analytics::recommend::{self, Recommendation, RecommenderSettings};
 use shopmesh_analytics::routes::funnel::Funnel;
 use shopmesh_analytics::routes::products::ProductStats;
+use shopmesh_analytics::routes::recommendations::{SimilarProducts, UserRecommendations};
 use shopmesh_analytics::run_system;
 use shopmesh_analytics::settings::AggregateSettings;
 use shopmesh_analytics::snapshot::SnapshotStore;
@@ -78,6 +82,22 @@ fn a_graceful_restart_resumes_from_the_snapshots_without_double_counting() {
 
 /// Compares every user profile, product's all-time and 24 h figures and the
 /// funnel served at `address` with a recomputation over the whole stream.
+/// Equal items; scores equal up to JSON's float round trip.
+fn assert_same_items(got: &[Recommendation], expected: &[Recommendation], what: &str) {
+    assert_eq!(got.len(), expected.len(), "{what}");
+    for (g, e) in got.iter().zip(expected) {
+        assert!(
+            (g.score - e.score).abs() <= 1e-9 * e.score.abs().max(1.0),
+            "{what}"
+        );
+        let same = Recommendation {
+            score: e.score,
+            ..g.clone()
+        };
+        assert_eq!(&same, e, "{what}");
+    }
+}
+
 async fn assert_matches_recomputation(
     address: &str,
     js: &jetstream::Context,
@@ -112,6 +132,46 @@ async fn assert_matches_recomputation(
             .unwrap();
         assert_eq!(stats.figures.all_time, expected.all_time, "{product}");
         assert_eq!(stats.figures.last_24h, expected.last_24h, "{product}");
+    }
+    // Recommendations read the product-keyed view the actors keep and the
+    // restart rebuilt: they equal the same pipeline over the recomputation.
+    let items = ItemGraph::from_states(states.values());
+    let shards = LocalShards {
+        states: states.values().collect(),
+        items: &items,
+        settings: RecommenderSettings::default(),
+        now_ms: Timestamp::now().as_millis(),
+    };
+    for (product, _) in &generator.products {
+        let expected = recommend::similar(&shards, *product, 5, &shards.settings)
+            .await
+            .unwrap();
+        let got: SimilarProducts = get(format!("/products/{product}/similar?k=5"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_same_items(&got.items, &expected, &format!("similar to {product}"));
+    }
+    for user in &generator.users {
+        let request = recommend::pipeline::Request {
+            k: 5,
+            require_catalogue: true,
+            ..Default::default()
+        };
+        let expected = recommend::recommend(&shards, *user, request, &shards.settings)
+            .await
+            .unwrap();
+        let got: UserRecommendations = get(format!("/recommendations/{user}?k=5"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_same_items(
+            &got.items,
+            &expected,
+            &format!("recommendations for {user}"),
+        );
     }
     let funnel: Funnel = get("/funnel".into()).await.json().await.unwrap();
     let expected = expected_funnel(&states);
