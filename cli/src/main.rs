@@ -31,6 +31,10 @@ enum Command {
     Tail(commands::tail::Args),
     /// Run the whole platform natively: NATS, the services, a seeded catalogue.
     Up(commands::up::Args),
+    /// Measure the recommender on MovieLens ratings against a popularity baseline.
+    Eval(commands::eval::Args),
+    /// Simulated shoppers against the running services; reports rates, latencies and errors.
+    Load(commands::load::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
             Command::Seed(args) => commands::seed::run(args, &env).await,
             Command::Tail(args) => commands::tail::run(args, &env).await,
             Command::Up(args) => commands::up::run(args, &env).await,
+            Command::Eval(args) => commands::eval::run(args, &env),
+            Command::Load(args) => commands::load::run(args).await,
         };
         telemetry.shutdown();
         result

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod eval;
+pub mod load;
 pub mod partition;
 pub mod provision;
 pub mod seed;
