@@ -17,17 +17,20 @@
 
 use crate::db::DatabaseKind;
 use crate::events::{EventId, EventType, Timestamp};
-use crate::nats::headers::TraceHeaders;
+use crate::nats::headers::{TraceHeaders, extract_context};
 use crate::nats::{EventPublisher, OutboundEvent};
 use crate::settings::{Env, SettingsError};
 use async_nats::Subject;
 use bytes::Bytes;
+use opentelemetry::trace::TraceContextExt;
 use sqlx::{AnyConnection, AnyPool, Row};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS shopmesh_outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -149,6 +152,38 @@ struct PendingRow {
     outbound: OutboundEvent,
 }
 
+/// The PRODUCER span of one row's publish, a child of the context stored
+/// with the row (the request that wrote it), and the row's event carrying
+/// that span's context, so that its consumer becomes the span's child: one
+/// connected trace from the request, through the relay, to the consumers.
+/// Without telemetry the span has no context and the row's headers go as
+/// they were stored.
+fn producer_span(row: &PendingRow) -> (tracing::Span, OutboundEvent) {
+    let outbound = &row.outbound;
+    let span = tracing::info_span!(
+        "outbox relay",
+        otel.name = %format_args!("publish {}", outbound.event_type.as_str()),
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.operation.type = "send",
+        messaging.destination.name = %outbound.subject,
+        messaging.message.id = %outbound.event_id,
+        outbox.seq = row.seq,
+    );
+    let mut stored = async_nats::HeaderMap::new();
+    outbound.trace.insert_into(&mut stored);
+    let parent = extract_context(&stored);
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    let mut outbound = outbound.clone();
+    let cx = span.context();
+    if cx.span().span_context().is_valid() {
+        outbound.trace = TraceHeaders::from_context(&cx);
+    }
+    (span, outbound)
+}
+
 /// Why one relay round stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -242,9 +277,11 @@ impl OutboxRelay {
         let rows = self.pending(limit).await?;
         let mut sent = Vec::with_capacity(rows.len());
         for row in &rows {
-            let span = tracing::info_span!("outbox relay", outbox.seq = row.seq);
-            let _entered = span.enter();
-            sent.push((row.seq, self.publisher.send(row.outbound.clone()).await?));
+            let (span, outbound) = producer_span(row);
+            sent.push((
+                row.seq,
+                self.publisher.send(outbound).instrument(span).await?,
+            ));
         }
         let mut relayed = 0;
         for (seq, pending) in sent {

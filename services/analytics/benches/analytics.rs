@@ -880,7 +880,33 @@ fn main() {
         if run("actors") {
             bench_actors(2_000_000).await;
         }
-        if run("e2e") {
+        if filter.as_deref() == Some("e2e-traced") {
+            // Tracing's cost: the same e2e comparison with every span
+            // exported to an in-process OTLP receiver, sampled as the
+            // standard variables say (run once with OTEL_TRACES_SAMPLER_ARG=1
+            // and once with 0.01, beside an untraced `e2e` run).
+            let receiver = shopmesh_shared::testkit::OtlpReceiver::start().await;
+            let mut settings = shopmesh_shared::telemetry::TelemetrySettings::from_env(
+                &Env::from_process(),
+                "shopmesh-analytics-bench",
+                "0",
+            )
+            .unwrap();
+            settings.log_filter = "warn".into();
+            settings.export = shopmesh_shared::telemetry::SpanExport::Otlp {
+                endpoint: receiver.endpoint.clone(),
+                protocol: shopmesh_shared::telemetry::OtlpProtocol::HttpProtobuf,
+            };
+            let telemetry = shopmesh_shared::telemetry::init(&settings).unwrap();
+            println!(
+                "traced: OTEL_TRACES_SAMPLER={:?} OTEL_TRACES_SAMPLER_ARG={:?}",
+                std::env::var("OTEL_TRACES_SAMPLER").ok(),
+                std::env::var("OTEL_TRACES_SAMPLER_ARG").ok()
+            );
+            bench_e2e(200_000).await;
+            telemetry.shutdown();
+            println!("spans received: {}", receiver.spans().len());
+        } else if run("e2e") {
             bench_e2e(200_000).await;
         }
         if run("recommend-http") {

@@ -4,12 +4,13 @@
 //! hands to an uploader task so that applying never waits for the network.
 
 use crate::clock::Clock;
-use crate::items::ItemGraph;
+use crate::items::{ItemGraph, ItemSink};
 use crate::settings::{AggregateSettings, SnapshotSettings};
 use crate::snapshot::{SnapshotBlob, SnapshotInfo};
 use crate::state::PartitionState;
 use crate::window::{Window, WindowKind};
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
+use shopmesh_shared::events::{Category, ProductId};
 use shopmesh_shared::nats::Delivery;
 use shopmesh_shared::subjects::Partition;
 use std::sync::Arc;
@@ -125,7 +126,7 @@ impl Handler<Apply> for PartitionActor {
             stream_sequence = msg.delivery.stream_sequence,
         );
         let _entered = span.enter();
-        if !self.apply(&msg.delivery) {
+        if !self.apply(&msg.delivery, true) {
             tracing::debug!("already applied; skipped");
         }
     }
@@ -147,21 +148,34 @@ impl Handler<ApplyBatch> for PartitionActor {
 
     fn handle(&mut self, msg: ApplyBatch, _: &mut Self::Context) {
         for delivery in &msg.deliveries {
-            self.apply(delivery);
+            self.apply(delivery, false);
         }
     }
 }
 
 impl PartitionActor {
     /// Applies one delivery, counts it and snapshots when due; false when it
-    /// was applied before.
-    fn apply(&mut self, delivery: &Delivery) -> bool {
-        let applied = self.state.apply_with(
-            delivery.stream_sequence,
-            &delivery.event,
-            &self.config,
-            &mut &*self.items,
-        );
+    /// was applied before. `traced`: the recommender's view update gets a
+    /// span of its own (a child of the current "apply" span).
+    fn apply(&mut self, delivery: &Delivery, traced: bool) -> bool {
+        let applied = if traced {
+            let mut sink = TracedSink::new(&self.items);
+            let applied = self.state.apply_with(
+                delivery.stream_sequence,
+                &delivery.event,
+                &self.config,
+                &mut sink,
+            );
+            sink.finish();
+            applied
+        } else {
+            self.state.apply_with(
+                delivery.stream_sequence,
+                &delivery.event,
+                &self.config,
+                &mut &*self.items,
+            )
+        };
         if applied {
             self.since_snapshot += 1;
             self.rate
@@ -171,6 +185,78 @@ impl PartitionActor {
             }
         }
         applied
+    }
+}
+
+/// The product-keyed view as the recommender's writer, with a
+/// "recommender update" span opened at the first change an event makes to
+/// it. Events that leave the view alone (logins, searches, ...) create no
+/// span; the span records how many changes of each kind the event made.
+struct TracedSink<'a> {
+    items: &'a ItemGraph,
+    span: Option<tracing::Span>,
+    cooccurrence: u64,
+    touched: u64,
+    catalogue: u64,
+}
+
+impl<'a> TracedSink<'a> {
+    fn new(items: &'a ItemGraph) -> Self {
+        Self {
+            items,
+            span: None,
+            cooccurrence: 0,
+            touched: 0,
+            catalogue: 0,
+        }
+    }
+
+    /// Opened lazily: only events that change the view pay for a span. Its
+    /// parent is the current span, the handler's "apply".
+    fn open(&mut self) {
+        if self.span.is_none() {
+            self.span = Some(tracing::info_span!(
+                "recommender update",
+                recommender.cooccurrence_changes = tracing::field::Empty,
+                recommender.touches = tracing::field::Empty,
+                recommender.catalogue_changes = tracing::field::Empty,
+            ));
+        }
+    }
+
+    /// Records the counts and closes the span.
+    fn finish(self) {
+        if let Some(span) = self.span {
+            span.record("recommender.cooccurrence_changes", self.cooccurrence);
+            span.record("recommender.touches", self.touched);
+            span.record("recommender.catalogue_changes", self.catalogue);
+        }
+    }
+}
+
+impl ItemSink for TracedSink<'_> {
+    fn cooccurrence(&mut self, x: ProductId, y: ProductId, delta: i64) {
+        self.open();
+        self.cooccurrence += 1;
+        self.items.cooccurrence(x, y, delta);
+    }
+
+    fn touched(&mut self, product: ProductId, weight: u64) {
+        self.open();
+        self.touched += 1;
+        self.items.touched(product, weight);
+    }
+
+    fn catalogue(
+        &mut self,
+        product: ProductId,
+        name: Option<&str>,
+        category: Option<&Category>,
+        stock: i64,
+    ) {
+        self.open();
+        self.catalogue += 1;
+        self.items.catalogue(product, name, category, stock);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::nats::headers::TraceHeaders;
 use async_nats::HeaderMap;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The product service's name in the NATS service API.
 pub const PRODUCT_SERVICE: &str = "product";
@@ -125,8 +126,34 @@ impl RpcError {
 }
 
 /// Sends `request` as JSON to `subject` with the current trace context and
-/// decodes the JSON reply.
+/// decodes the JSON reply, under a CLIENT span whose context the request
+/// carries (the server's span becomes its child).
 pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &'static str,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Resp, RpcError> {
+    let span = tracing::info_span!(
+        "rpc call",
+        otel.name = subject,
+        otel.kind = "client",
+        rpc.system = "nats",
+        rpc.method = subject.rsplit('.').next().unwrap_or(subject),
+        messaging.system = "nats",
+        messaging.destination.name = subject,
+        otel.status_code = tracing::field::Empty,
+    );
+    let result = request_reply(client, subject, request, timeout)
+        .instrument(span.clone())
+        .await;
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
+    result
+}
+
+async fn request_reply<Req: Serialize, Resp: DeserializeOwned>(
     client: &async_nats::Client,
     subject: &'static str,
     request: &Req,

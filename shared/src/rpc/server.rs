@@ -201,6 +201,7 @@ async fn handle<H: RpcHandler>(
         otel.name = subject,
         otel.kind = "server",
         rpc.system = "nats",
+        messaging.system = "nats",
         rpc.service = service,
         rpc.method = method,
         rpc.error_code = tracing::field::Empty,
