@@ -36,6 +36,14 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Time from the request to the answer of a recommendation query.
     pub recommendation_duration: Histogram,
+    /// Deliveries sent to a partition actor and not yet applied, by
+    /// partition: its mailbox depth as the consumer sees it.
+    pub actor_mailbox: IntGaugeVec,
+    /// Unix time of a partition's last snapshot, by partition (age in
+    /// PromQL: `time() - shopmesh_snapshot_timestamp_seconds`).
+    pub snapshot_timestamp: IntGaugeVec,
+    /// Size of a partition's last snapshot, by partition.
+    pub snapshot_bytes: IntGaugeVec,
 }
 
 /// Latency buckets from 0.5 ms to 5 s: our requests live in milliseconds.
@@ -123,7 +131,30 @@ impl Metrics {
         registry
             .register(Box::new(recommendation_duration.clone()))
             .expect("metric registered once");
+        let by_partition = |name: &str, help: &str| {
+            let metric =
+                IntGaugeVec::new(Opts::new(name, help), &["partition"]).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("metric registered once");
+            metric
+        };
+        let actor_mailbox = by_partition(
+            "shopmesh_actor_mailbox_depth",
+            "Deliveries sent to a partition actor and not yet applied",
+        );
+        let snapshot_timestamp = by_partition(
+            "shopmesh_snapshot_timestamp_seconds",
+            "Unix time of a partition's last snapshot",
+        );
+        let snapshot_bytes = by_partition(
+            "shopmesh_snapshot_bytes",
+            "Size of a partition's last snapshot in bytes",
+        );
         Self {
+            actor_mailbox,
+            snapshot_timestamp,
+            snapshot_bytes,
             registry,
             http_requests,
             http_duration,

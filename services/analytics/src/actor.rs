@@ -82,6 +82,16 @@ impl PartitionActor {
                 };
                 self.last_snapshot = Some(info);
                 self.since_snapshot = 0;
+                let partition = self.partition.to_string();
+                let metrics = shopmesh_shared::metrics::metrics();
+                metrics
+                    .snapshot_timestamp
+                    .with_label_values(&[&partition])
+                    .set(info.taken_at_ms / 1000);
+                metrics
+                    .snapshot_bytes
+                    .with_label_values(&[&partition])
+                    .set(info.bytes as i64);
                 uploads.send_replace(Some(Arc::new(SnapshotBlob { info, bytes })));
             }
             Err(error) => {

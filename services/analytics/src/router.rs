@@ -5,6 +5,7 @@
 
 use crate::actor::{Apply, PartitionActor};
 use actix::Addr;
+use shopmesh_shared::metrics::metrics;
 use shopmesh_shared::nats::{Delivery, EventHandler, HandlerError};
 
 pub struct PartitionRouter {
@@ -33,7 +34,13 @@ impl EventHandler for PartitionRouter {
         // The current span is the runner's CONSUMER span: the actor's apply
         // span becomes its child.
         let parent = tracing::Span::current();
-        addr.send(Apply { delivery, parent }).await.map_err(|e| {
+        let depth = metrics()
+            .actor_mailbox
+            .with_label_values(&[&partition.to_string()]);
+        depth.inc();
+        let sent = addr.send(Apply { delivery, parent }).await;
+        depth.dec();
+        sent.map_err(|e| {
             HandlerError::Transient(anyhow::anyhow!("partition {partition} actor: {e}"))
         })
     }

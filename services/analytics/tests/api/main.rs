@@ -2,6 +2,7 @@
 
 mod consumption;
 mod helpers;
+mod metrics;
 mod queries;
 mod recommendations;
 mod restart;
