@@ -11,11 +11,11 @@
 //! `stats` (counting, percentiles, the summary), `progress` (the live line).
 
 mod args;
-mod pacer;
+pub(crate) mod pacer;
 mod progress;
-mod shopper;
-mod stats;
-mod tastes;
+pub(crate) mod shopper;
+pub(crate) mod stats;
+pub(crate) mod tastes;
 
 pub use args::Args;
 
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tastes::Catalogue;
 
 /// The actions of the sign-up phase.
-const SIGN_UP: [Action; 2] = [Action::Register, Action::Login];
+pub(crate) const SIGN_UP: [Action; 2] = [Action::Register, Action::Login];
 
 async fn ready(http: &reqwest::Client, service: &str, base: &str) -> anyhow::Result<()> {
     let url = format!("{base}/readyz");
