@@ -235,7 +235,11 @@ where
         Messaging::Batched(size) => {
             let mut deliveries = deliveries.into_iter().peekable();
             while deliveries.peek().is_some() {
-                let batch = deliveries.by_ref().take(size).collect();
+                let batch = deliveries
+                    .by_ref()
+                    .take(size)
+                    .map(|d| (d, tracing::Span::none()))
+                    .collect();
                 addr.send(ApplyBatch { deliveries: batch }).await.unwrap();
             }
         }
@@ -356,7 +360,7 @@ impl actix::Handler<Apply> for KeyedCount {
 impl actix::Handler<ApplyBatch> for KeyedCount {
     type Result = ();
     fn handle(&mut self, msg: ApplyBatch, _: &mut Self::Context) {
-        for delivery in &msg.deliveries {
+        for (delivery, _) in &msg.deliveries {
             self.apply(delivery);
         }
     }
@@ -915,7 +919,7 @@ fn main() {
         }
         if run("latency") {
             bench_latency(500, 100, 0).await;
-            bench_latency(1000, 100, 20_000).await;
+            bench_latency(500, 100, 20_000).await;
         }
     });
     let _ = Partition::new(0, count());

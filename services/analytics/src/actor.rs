@@ -136,17 +136,18 @@ impl Handler<Apply> for PartitionActor {
             stream_sequence = msg.delivery.stream_sequence,
         );
         let _entered = span.enter();
-        if !self.apply(&msg.delivery, true) {
+        if !self.apply(&msg.delivery) {
             tracing::debug!("already applied; skipped");
         }
     }
 }
 
 /// Apply several deliveries of this partition, in order, as one message: one
-/// mailbox round trip for a whole pull batch. For replays and bulk loads
-/// where a span per event is not wanted.
+/// mailbox round trip for a whole pull batch. Each delivery comes with the
+/// span its "apply" span becomes a child of (the consumer's CONSUMER span;
+/// `Span::none()` for untraced replays).
 pub struct ApplyBatch {
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<(Delivery, tracing::Span)>,
 }
 
 impl Message for ApplyBatch {
@@ -157,35 +158,34 @@ impl Handler<ApplyBatch> for PartitionActor {
     type Result = ();
 
     fn handle(&mut self, msg: ApplyBatch, _: &mut Self::Context) {
-        for delivery in &msg.deliveries {
-            self.apply(delivery, false);
+        for (delivery, parent) in &msg.deliveries {
+            let span = tracing::info_span!(
+                parent: parent,
+                "apply",
+                partition = self.partition.index(),
+                stream_sequence = delivery.stream_sequence,
+            );
+            let _entered = span.enter();
+            if !self.apply(delivery) {
+                tracing::debug!("already applied; skipped");
+            }
         }
     }
 }
 
 impl PartitionActor {
     /// Applies one delivery, counts it and snapshots when due; false when it
-    /// was applied before. `traced`: the recommender's view update gets a
-    /// span of its own (a child of the current "apply" span).
-    fn apply(&mut self, delivery: &Delivery, traced: bool) -> bool {
-        let applied = if traced {
-            let mut sink = TracedSink::new(&self.items);
-            let applied = self.state.apply_with(
-                delivery.stream_sequence,
-                &delivery.event,
-                &self.config,
-                &mut sink,
-            );
-            sink.finish();
-            applied
-        } else {
-            self.state.apply_with(
-                delivery.stream_sequence,
-                &delivery.event,
-                &self.config,
-                &mut &*self.items,
-            )
-        };
+    /// was applied before. The recommender's view update gets a span of its
+    /// own, a child of the current "apply" span.
+    fn apply(&mut self, delivery: &Delivery) -> bool {
+        let mut sink = TracedSink::new(&self.items);
+        let applied = self.state.apply_with(
+            delivery.stream_sequence,
+            &delivery.event,
+            &self.config,
+            &mut sink,
+        );
+        sink.finish();
         if applied {
             self.since_snapshot += 1;
             self.rate
@@ -204,6 +204,8 @@ impl PartitionActor {
 /// span; the span records how many changes of each kind the event made.
 struct TracedSink<'a> {
     items: &'a ItemGraph,
+    /// This event's co-occurrence changes, applied together by `finish`.
+    pending: Vec<(ProductId, ProductId, i64)>,
     span: Option<tracing::Span>,
     cooccurrence: u64,
     touched: u64,
@@ -214,6 +216,7 @@ impl<'a> TracedSink<'a> {
     fn new(items: &'a ItemGraph) -> Self {
         Self {
             items,
+            pending: Vec::new(),
             span: None,
             cooccurrence: 0,
             touched: 0,
@@ -234,8 +237,10 @@ impl<'a> TracedSink<'a> {
         }
     }
 
-    /// Records the counts and closes the span.
-    fn finish(self) {
+    /// Applies the buffered co-occurrence changes, records the counts and
+    /// closes the span.
+    fn finish(mut self) {
+        self.items.apply_cooccurrence(&mut self.pending);
         if let Some(span) = self.span {
             span.record("recommender.cooccurrence_changes", self.cooccurrence);
             span.record("recommender.touches", self.touched);
@@ -248,7 +253,7 @@ impl ItemSink for TracedSink<'_> {
     fn cooccurrence(&mut self, x: ProductId, y: ProductId, delta: i64) {
         self.open();
         self.cooccurrence += 1;
-        self.items.cooccurrence(x, y, delta);
+        self.pending.push((x, y, delta));
     }
 
     fn touched(&mut self, product: ProductId, weight: u64) {

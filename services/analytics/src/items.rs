@@ -203,6 +203,50 @@ impl ItemGraph {
         self.stripe(product).catalogue.get(product).cloned()
     }
 
+    /// Applies one event's co-occurrence changes together: the products are
+    /// interned under one lock and the changes to one product's list share
+    /// one stripe lock and one lookup (an event changes up to twice the
+    /// co-occurrence window, half of them in the touched product's list).
+    /// Same result as applying them one by one.
+    pub fn apply_cooccurrence(&self, deltas: &mut [(ProductId, ProductId, i64)]) {
+        if deltas.is_empty() {
+            return;
+        }
+        deltas.sort_by_key(|&(x, _, _)| x);
+        let mut indexes = Vec::with_capacity(deltas.len());
+        {
+            let interner = self.interner();
+            indexes.extend(
+                deltas
+                    .iter()
+                    .map(|(_, y, _)| interner.indexes.get(y).copied()),
+            );
+        }
+        let indexes: Vec<u32> = deltas
+            .iter()
+            .zip(indexes)
+            .map(|(&(_, y, _), index)| index.unwrap_or_else(|| self.index_of(y)))
+            .collect();
+        let mut start = 0;
+        while start < deltas.len() {
+            let x = deltas[start].0;
+            let end = start + deltas[start..].iter().take_while(|d| d.0 == x).count();
+            let mut stripe = self.stripe(&x);
+            let neighbours = stripe.neighbours.entry(x).or_default();
+            for (&(_, _, delta), &y) in deltas[start..end].iter().zip(&indexes[start..end]) {
+                let weight = neighbours.entry(y).or_default();
+                *weight = weight.saturating_add_signed(delta);
+                if *weight == 0 {
+                    neighbours.remove(&y);
+                }
+            }
+            if neighbours.is_empty() {
+                stripe.neighbours.remove(&x);
+            }
+            start = end;
+        }
+    }
+
     /// Every product-keyed figure, for comparisons in tests.
     pub fn totals(&self) -> ItemTotals {
         let mut totals = ItemTotals::default();
@@ -294,6 +338,16 @@ mod tests {
         }
         let rebuilt = ItemGraph::from_states(&states);
         assert_eq!(live.totals(), rebuilt.totals());
+        // Grouped application (what the actors do) gives the same sums.
+        let grouped = ItemGraph::default();
+        let mut deltas: Vec<_> = live
+            .totals()
+            .cooccurrence
+            .iter()
+            .flat_map(|(&(x, y), &w)| [(x, y, w as i64 + 2), (x, y, -2)])
+            .collect();
+        grouped.apply_cooccurrence(&mut deltas);
+        assert_eq!(grouped.totals().cooccurrence, live.totals().cooccurrence);
         assert!(!live.totals().cooccurrence.is_empty());
     }
 }

@@ -1,12 +1,14 @@
 //! The bridge from the shared `ConsumerRunner` to the partition actors: each
-//! delivery is sent to its partition's actor and awaited, so the actor's
+//! pull batch of a partition is sent to its actor as one message and awaited,
+//! so the actor's
 //! bounded mailbox slows the pull loop instead of growing without bound, and
 //! the runner acks only after the actor has applied the event.
 
-use crate::actor::{Apply, PartitionActor};
+use crate::actor::{Apply, ApplyBatch, PartitionActor};
 use actix::Addr;
 use shopmesh_shared::metrics::metrics;
 use shopmesh_shared::nats::{Delivery, EventHandler, HandlerError};
+use shopmesh_shared::subjects::Partition;
 
 pub struct PartitionRouter {
     /// Indexed by partition number; `None` for partitions another instance owns.
@@ -19,18 +21,23 @@ impl PartitionRouter {
     }
 }
 
+impl PartitionRouter {
+    fn actor(&self, partition: Partition) -> Result<&Addr<PartitionActor>, HandlerError> {
+        self.actors
+            .get(usize::from(partition.index()))
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                HandlerError::Transient(anyhow::anyhow!(
+                    "partition {partition} has no actor in this instance"
+                ))
+            })
+    }
+}
+
 impl EventHandler for PartitionRouter {
     async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
         let partition = delivery.partition;
-        let Some(addr) = self
-            .actors
-            .get(usize::from(partition.index()))
-            .and_then(Option::as_ref)
-        else {
-            return Err(HandlerError::Transient(anyhow::anyhow!(
-                "partition {partition} has no actor in this instance"
-            )));
-        };
+        let addr = self.actor(partition)?;
         // The current span is the runner's CONSUMER span: the actor's apply
         // span becomes its child.
         let parent = tracing::Span::current();
@@ -43,5 +50,40 @@ impl EventHandler for PartitionRouter {
         sent.map_err(|e| {
             HandlerError::Transient(anyhow::anyhow!("partition {partition} actor: {e}"))
         })
+    }
+
+    /// A pull batch in one actor message; each delivery keeps its CONSUMER
+    /// span as the parent of its "apply" span.
+    async fn handle_batch(
+        &self,
+        batch: Vec<(Delivery, tracing::Span)>,
+    ) -> Vec<Result<(), HandlerError>> {
+        let Some(partition) = batch.first().map(|(d, _)| d.partition) else {
+            return Vec::new();
+        };
+        let n = batch.len();
+        let failed = |error: &dyn std::fmt::Display| {
+            (0..n)
+                .map(|_| {
+                    Err(HandlerError::Transient(anyhow::anyhow!(
+                        "partition {partition} actor: {error}"
+                    )))
+                })
+                .collect()
+        };
+        let addr = match self.actor(partition) {
+            Ok(addr) => addr,
+            Err(error) => return failed(&error),
+        };
+        let depth = metrics()
+            .actor_mailbox
+            .with_label_values(&[&partition.to_string()]);
+        depth.add(n as i64);
+        let sent = addr.send(ApplyBatch { deliveries: batch }).await;
+        depth.sub(n as i64);
+        match sent {
+            Ok(()) => (0..n).map(|_| Ok(())).collect(),
+            Err(error) => failed(&error),
+        }
     }
 }

@@ -58,6 +58,26 @@ pub enum HandlerError {
 /// Handles decoded events. Called for one partition at a time, in order.
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Consecutive deliveries of one partition, in stream order, each with
+    /// its CONSUMER span: what the client already held when the first one
+    /// arrived (at most the pull batch). The default hands them to `handle`
+    /// one at a time inside their spans; a handler that applies a batch in
+    /// one step overrides it (one cross-thread hop instead of one per event).
+    /// Returns one outcome per delivery, in order; a delivery without an
+    /// outcome is neither acked nor nak'ed and comes back after `ack_wait`.
+    fn handle_batch(
+        &self,
+        batch: Vec<(Delivery, tracing::Span)>,
+    ) -> impl Future<Output = Vec<Result<(), HandlerError>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for (delivery, span) in batch {
+                outcomes.push(self.handle(delivery).instrument(span).await);
+            }
+            outcomes
+        }
+    }
 }
 
 /// Counters of one runner, across its partitions.
@@ -241,7 +261,20 @@ impl<H: EventHandler> PartitionWorker<H> {
                 match next {
                     Some(Ok(message)) => {
                         failures = 0;
-                        self.process(message, partition).await;
+                        // With it, whatever the client already holds, up to
+                        // a pull batch: handled as one batch, in order.
+                        let mut batch = vec![message];
+                        while batch.len() < self.settings.batch {
+                            match messages.next().now_or_never() {
+                                Some(Some(Ok(message))) => batch.push(message),
+                                Some(Some(Err(error))) => {
+                                    tracing::warn!(%partition, %error, "pull stream error");
+                                    break;
+                                }
+                                _ => break,
+                            }
+                        }
+                        self.process(batch, partition).await;
                     }
                     Some(Err(error)) => {
                         // Missed heartbeats and the like: the stream recovers by
@@ -253,72 +286,77 @@ impl<H: EventHandler> PartitionWorker<H> {
             }
             // Drain: what the client already holds is handled before leaving.
             while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-                self.process(message, partition).await;
+                self.process(vec![message], partition).await;
             }
         }
     }
 
-    async fn process(&self, message: jetstream::Message, partition: Partition) {
-        let (stream_sequence, delivered) = match message.info() {
-            Ok(info) => {
-                metrics()
-                    .consumer_lag
-                    .with_label_values(&[&partition.to_string()])
-                    .set(info.pending as i64);
-                (info.stream_sequence, info.delivered)
+    /// Decodes each message; the undecodable ones are dead-lettered or
+    /// skipped right away, the others go to the handler as one batch and are
+    /// settled by their outcomes.
+    async fn process(&self, messages: Vec<jetstream::Message>, partition: Partition) {
+        let mut decoded = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (stream_sequence, delivered) = match message.info() {
+                Ok(info) => {
+                    metrics()
+                        .consumer_lag
+                        .with_label_values(&[&partition.to_string()])
+                        .set(info.pending as i64);
+                    (info.stream_sequence, info.delivered)
+                }
+                Err(_) => (0, 1),
+            };
+            let subject = message.subject.to_string();
+            match decode_message(message.headers.as_ref(), &message.payload) {
+                Ok(event) => {
+                    let delivery = Delivery {
+                        event,
+                        partition,
+                        stream_sequence,
+                        delivered,
+                        subject,
+                    };
+                    let span = consumer_span(&message, &delivery);
+                    decoded.push((message, delivery, span));
+                }
+                Err(error) if error.is_from_newer_producer() => {
+                    self.stats.skipped_newer.fetch_add(1, Ordering::Relaxed);
+                    record_outcome("skipped_newer");
+                    tracing::info!(%subject, stream_sequence, %error, "skipping event from a newer producer");
+                    ack(&message, AckKind::Ack).await;
+                }
+                Err(error) => {
+                    self.dead_letter(&message, &subject, stream_sequence, &error)
+                        .await
+                }
             }
-            Err(_) => (0, 1),
-        };
-        let subject = message.subject.to_string();
-        match decode_message(message.headers.as_ref(), &message.payload) {
-            Ok(event) => {
-                let delivery = Delivery {
-                    event,
-                    partition,
-                    stream_sequence,
-                    delivered,
-                    subject,
-                };
-                self.handle(&message, delivery).await;
-            }
-            Err(error) if error.is_from_newer_producer() => {
-                self.stats.skipped_newer.fetch_add(1, Ordering::Relaxed);
-                record_outcome("skipped_newer");
-                tracing::info!(%subject, stream_sequence, %error, "skipping event from a newer producer");
-                ack(&message, AckKind::Ack).await;
-            }
-            Err(error) => {
-                self.dead_letter(&message, &subject, stream_sequence, &error)
-                    .await
-            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        let mut settle = Vec::with_capacity(decoded.len());
+        let batch = decoded
+            .into_iter()
+            .map(|(message, delivery, span)| {
+                settle.push((message, delivery.stream_sequence));
+                (delivery, span)
+            })
+            .collect();
+        let outcomes = self.handler.handle_batch(batch).await;
+        for ((message, stream_sequence), outcome) in settle.iter().zip(outcomes) {
+            self.settle(message, stream_sequence, outcome).await;
         }
     }
 
-    async fn handle(&self, message: &jetstream::Message, delivery: Delivery) {
-        let parent = message
-            .headers
-            .as_ref()
-            .map(headers::extract_context)
-            .unwrap_or_default();
-        let span = tracing::info_span!(
-            "process",
-            otel.name = %format_args!("process {}", delivery.event.event_type().as_str()),
-            otel.kind = "consumer",
-            messaging.system = "nats",
-            messaging.operation.type = "process",
-            messaging.destination.name = %delivery.subject,
-            messaging.message.id = %delivery.event.meta.event_id,
-            messaging.nats.stream_sequence = delivery.stream_sequence,
-            messaging.nats.partition = delivery.partition.index(),
-        );
-        // Parent-child (not a link): the event's producer span is the cause of
-        // this work, so one user action stays one connected trace.
-        if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
-        }
-        let stream_sequence = delivery.stream_sequence;
-        let result = self.handler.handle(delivery).instrument(span).await;
-        match result {
+    async fn settle(
+        &self,
+        message: &jetstream::Message,
+        stream_sequence: &u64,
+        outcome: Result<(), HandlerError>,
+    ) {
+        let stream_sequence = *stream_sequence;
+        match outcome {
             Ok(()) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 record_outcome("handled");
@@ -391,6 +429,33 @@ impl<H: EventHandler> PartitionWorker<H> {
             }
         }
     }
+}
+
+/// The CONSUMER span of one delivery, child of the producer's span carried
+/// in the message headers. Parent-child (not a link): the event's producer
+/// span is the cause of this work, so one user action stays one connected
+/// trace.
+fn consumer_span(message: &jetstream::Message, delivery: &Delivery) -> tracing::Span {
+    let parent = message
+        .headers
+        .as_ref()
+        .map(headers::extract_context)
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("process {}", delivery.event.event_type().as_str()),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %delivery.subject,
+        messaging.message.id = %delivery.event.meta.event_id,
+        messaging.nats.stream_sequence = delivery.stream_sequence,
+        messaging.nats.partition = delivery.partition.index(),
+    );
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    span
 }
 
 /// What a dead letter records about its cause.

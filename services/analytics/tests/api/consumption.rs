@@ -96,6 +96,7 @@ fn a_redelivered_sequence_changes_nothing() {
                     delivery(sequence - 1, 0),
                 ]
             })
+            .map(|d| (d, tracing::Span::none()))
             .collect();
         batched.send(ApplyBatch { deliveries }).await.unwrap();
         let state = batched
