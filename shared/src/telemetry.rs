@@ -97,7 +97,9 @@ impl TraceSampler {
                 |v| v.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
             )
         };
-        let name = env.get("OTEL_TRACES_SAMPLER").unwrap_or("parentbased_always_on");
+        let name = env
+            .get("OTEL_TRACES_SAMPLER")
+            .unwrap_or("parentbased_always_on");
         Ok(match name {
             "always_on" => TraceSampler::AlwaysOn,
             "always_off" => TraceSampler::AlwaysOff,
@@ -264,6 +266,7 @@ fn filter(directives: &str) -> EnvFilter {
 /// Installs logging, tracing and the W3C propagator for this process.
 pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    crate::nats::headers::set_root_sampler(settings.sampler.sampler());
     let provider = tracer_provider(settings)?;
     let tracer = provider.tracer(settings.service_name.clone());
     opentelemetry::global::set_tracer_provider(provider.clone());

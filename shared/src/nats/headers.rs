@@ -10,8 +10,11 @@ use crate::events::{Event, EventId, EventType};
 use async_nats::HeaderMap;
 use async_nats::header::HeaderName;
 use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::{SpanContext, TraceContextExt};
-use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
+};
+use std::sync::OnceLock;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// JetStream's de-duplication key; we set it to the event id.
@@ -108,11 +111,34 @@ pub fn extract_context(headers: &HeaderMap) -> opentelemetry::Context {
     })
 }
 
-/// A sampled root `traceparent` with random ids (the SDK's per-thread RNG:
-/// a system call per event would cost more than the rest of the headers).
+/// The sampler that decides the roots minted here; `telemetry::init` sets
+/// it from `OTEL_TRACES_SAMPLER`. Unset: every root is sampled.
+static ROOT_SAMPLER: OnceLock<Sampler> = OnceLock::new();
+
+/// Makes minted roots follow `sampler`, like spans the tracer starts (the
+/// first call wins: one sampler per process).
+pub fn set_root_sampler(sampler: Sampler) {
+    let _ = ROOT_SAMPLER.set(sampler);
+}
+
+/// A root `traceparent` with random ids (the SDK's per-thread RNG: a system
+/// call per event would cost more than the rest of the headers), sampled as
+/// the process's sampler decides, so that consumers' parent-based sampling
+/// follows the configured ratio instead of recording every event.
 fn new_root_traceparent() -> String {
+    root_traceparent(ROOT_SAMPLER.get())
+}
+
+fn root_traceparent(sampler: Option<&Sampler>) -> String {
     let ids = RandomIdGenerator::default();
-    format!("00-{}-{}-01", ids.new_trace_id(), ids.new_span_id())
+    let trace_id = ids.new_trace_id();
+    let sampled = sampler.is_none_or(|sampler| {
+        let result =
+            sampler.should_sample(None, trace_id, "publish", &SpanKind::Producer, &[], &[]);
+        matches!(result.decision, SamplingDecision::RecordAndSample)
+    });
+    let flags = if sampled { "01" } else { "00" };
+    format!("00-{trace_id}-{}-{flags}", ids.new_span_id())
 }
 
 /// `00-<trace id>-<span id>-<flags>`, the W3C traceparent text.
@@ -213,6 +239,17 @@ mod tests {
     use super::*;
     use crate::events::*;
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+
+    #[test]
+    fn minted_roots_follow_the_sampler() {
+        assert!(root_traceparent(None).ends_with("-01"));
+        let never = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.0)));
+        let always = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+        for _ in 0..50 {
+            assert!(root_traceparent(Some(&never)).ends_with("-00"));
+            assert!(root_traceparent(Some(&always)).ends_with("-01"));
+        }
+    }
 
     fn event() -> Event {
         Event::new(
