@@ -419,8 +419,13 @@ fn a_signal_while_starting_leaves_no_process() {
     // The user service is spawned once NATS listens: from then on there is
     // something to orphan.
     let user_log = data.path().join("logs/user.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !user_log.exists() {
         assert!(child.try_wait().unwrap().is_none(), "up ended early");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "up never started the user service"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     Command::new("kill")
