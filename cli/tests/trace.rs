@@ -124,31 +124,6 @@ fn target(span: &ReceivedSpan) -> String {
     attribute(span, "target").unwrap_or_default()
 }
 
-/// Registers a shopper and logs in: (user id, token).
-async fn shopper(mesh: &Mesh, email: &str) -> (String, String) {
-    let created = mesh
-        .http
-        .post(format!("{}/users", mesh.user))
-        .json(&serde_json::json!({ "email": email, "name": "Trace", "password": "correct horse battery" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let body: serde_json::Value = created.json().await.unwrap();
-    let id = body["id"].as_str().unwrap().to_owned();
-    let session: serde_json::Value = mesh
-        .http
-        .post(format!("{}/sessions", mesh.user))
-        .json(&serde_json::json!({ "email": email, "password": "correct horse battery" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (id, session["token"].as_str().unwrap().to_owned())
-}
-
 /// Fills the cart and checks out, with `traceparent` when given; the order id.
 async fn checkout(mesh: &Mesh, token: &str, product: &str, traceparent: Option<&str>) -> String {
     assert_eq!(mesh.add_to_cart(token, product, 1).await.status(), 201);
@@ -321,8 +296,8 @@ fn a_checkout_is_one_connected_trace_from_http_to_the_recommender() {
         let analytics_task = tokio::task::spawn_local(analytics.run_until_stopped());
 
         let product = mesh.product("Dune", "books", 1_299, 10).await;
-        let (ada, ada_token) = shopper(&mesh, "ada@example.com").await;
-        let (bob, bob_token) = shopper(&mesh, "bob@example.com").await;
+        let (ada, ada_token) = mesh.shopper_with_id("ada@example.com").await;
+        let (bob, bob_token) = mesh.shopper_with_id("bob@example.com").await;
         let own_order = checkout(&mesh, &ada_token, &product, None).await;
         let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
         let called_order = checkout(&mesh, &bob_token, &product, Some(&caller)).await;

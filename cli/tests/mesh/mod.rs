@@ -201,6 +201,11 @@ impl Mesh {
 
     /// Registers a shopper and logs in; returns the token.
     pub async fn shopper(&self, email: &str) -> String {
+        self.shopper_with_id(email).await.1
+    }
+
+    /// Registers a shopper and logs in; returns (user id, token).
+    pub async fn shopper_with_id(&self, email: &str) -> (String, String) {
         let created = self
             .http
             .post(format!("{}/users", self.user))
@@ -209,6 +214,8 @@ impl Mesh {
             .await
             .unwrap();
         assert_eq!(created.status(), 201);
+        let body: serde_json::Value = created.json().await.unwrap();
+        let id = body["id"].as_str().unwrap().to_owned();
         let session: serde_json::Value = self
             .http
             .post(format!("{}/sessions", self.user))
@@ -219,7 +226,7 @@ impl Mesh {
             .json()
             .await
             .unwrap();
-        session["token"].as_str().unwrap().to_owned()
+        (id, session["token"].as_str().unwrap().to_owned())
     }
 
     /// Creates a product as admin; returns its id.

@@ -289,11 +289,8 @@ impl Shards for Partitions {
         .await
     }
 
-    async fn touch_weights(
-        &self,
-        products: Vec<ProductId>,
-    ) -> Result<Vec<Vec<u64>>, AnalyticsError> {
-        Ok(vec![score::touch_weights(&self.items, &products)])
+    async fn touch_weights(&self, products: Vec<ProductId>) -> Result<Vec<u64>, AnalyticsError> {
+        Ok(score::touch_weights(&self.items, &products))
     }
 
     async fn partial_scores(

@@ -12,15 +12,16 @@ use crate::state::InteractionKind;
 use shopmesh_shared::events::{ProductId, UserId};
 use std::future::Future;
 
-/// Reads over the partition states a recommendation needs. Each method
-/// returns every partition's part; the pipeline combines them.
+/// Reads a recommendation needs: seeds from the user's partition, scores,
+/// touch weights and catalogue from the summed product-keyed view, and each
+/// partition's part of the trending figures (the pipeline merges those).
 pub trait Shards {
     fn seeds(&self, user: UserId) -> impl Future<Output = Result<UserSeeds, AnalyticsError>>;
-    /// Per partition, its part of each product's touch weight (same order).
+    /// Each product's touch weight (same order).
     fn touch_weights(
         &self,
         products: Vec<ProductId>,
-    ) -> impl Future<Output = Result<Vec<Vec<u64>>, AnalyticsError>>;
+    ) -> impl Future<Output = Result<Vec<u64>, AnalyticsError>>;
     fn partial_scores(
         &self,
         seeds: Vec<(ProductId, f64)>,
@@ -94,12 +95,7 @@ async fn rank_from_seeds<S: Shards>(
         Vec::new()
     } else {
         let ids: Vec<ProductId> = seeds.iter().map(|s| s.product_id).collect();
-        let mut n = vec![0u64; ids.len()];
-        for part in shards.touch_weights(ids).await? {
-            for (total, weight) in n.iter_mut().zip(part) {
-                *total += weight;
-            }
-        }
+        let n = shards.touch_weights(ids).await?;
         // One factor per seed, in order: partial scores name seeds by index.
         // A seed no user touched (n = 0) has no co-occurrence either.
         let factors = seeds
