@@ -7,7 +7,7 @@
 #
 #   scripts/up.sh                       # defaults: NATS on 14222, services on 8081-8084
 #   scripts/up.sh --load-rate 0         # no background load
-#   scripts/up.sh --http-base-port 9081 --nats-port 15222
+#   scripts/up.sh --http-base-port 9081 --nats-port 15222 --nats-monitor-port 19222
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

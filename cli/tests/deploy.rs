@@ -327,6 +327,80 @@ fn compose_sets_every_required_variable_with_a_valid_value() {
     }
 }
 
+/// Every compose container that reaches NATS (it sets `NATS_URL`, or runs a
+/// `shopmesh` command that connects) logs in as a user of nats.conf, with a
+/// password taken from the same variable the nats container gives that user:
+/// setting it (in the environment or deploy/.env) changes both.
+#[test]
+fn every_compose_nats_client_logs_in_as_a_nats_conf_user() {
+    let compose = compose_services();
+    let conf = nats_conf_users();
+    let raw_env = |name: &str| -> BTreeMap<String, String> {
+        match compose[name].get("environment") {
+            Some(Value::Mapping(map)) => map.iter().map(|(k, v)| (str_of(k), str_of(v))).collect(),
+            None => BTreeMap::new(),
+            Some(other) => panic!("{COMPOSE}: service {name}: environment is {other:?}"),
+        }
+    };
+    let server_raw = raw_env("nats");
+    let server: BTreeMap<String, String> =
+        compose_env("nats", &compose["nats"]).into_iter().collect();
+    let mut clients = 0;
+    for (name, definition) in &compose {
+        if name == "nats" {
+            continue;
+        }
+        let command = strings(definition.get("command"));
+        let connects = ["provision", "tail"].contains(&command.first().map_or("", |c| c.as_str()));
+        let env: BTreeMap<String, String> = compose_env(name, definition).into_iter().collect();
+        if !connects && !env.contains_key("NATS_URL") {
+            continue;
+        }
+        clients += 1;
+        assert_eq!(
+            env.get("NATS_URL").map(String::as_str),
+            Some("nats://nats:4222"),
+            "{COMPOSE}: service {name}: NATS_URL"
+        );
+        let user = env
+            .get("NATS_USER")
+            .unwrap_or_else(|| panic!("{COMPOSE}: service {name} reaches NATS without NATS_USER"));
+        let (variable, _, _) = conf.get(user).unwrap_or_else(|| {
+            panic!(
+                "{COMPOSE}: service {name}: NATS_USER {user} is not a user of deploy/nats/nats.conf"
+            )
+        });
+        let raw = raw_env(name)
+            .get("NATS_PASSWORD")
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            raw.starts_with(&format!("${{{variable}:-")) || raw == format!("${{{variable}}}"),
+            "{COMPOSE}: service {name}: NATS_PASSWORD must come from ${variable} \
+             (the nats container's password of {user}), not {raw:?}"
+        );
+        assert!(
+            server_raw
+                .get(variable.as_str())
+                .is_some_and(|v| v.starts_with(&format!("${{{variable}"))),
+            "{COMPOSE}: the nats container does not take {variable} from the environment"
+        );
+        assert_eq!(
+            env.get("NATS_PASSWORD"),
+            server.get(variable.as_str()),
+            "{COMPOSE}: service {name}: NATS_PASSWORD's default differs from the nats container's {variable}"
+        );
+    }
+    assert_eq!(clients, 4, "{COMPOSE}: the four services reach NATS");
+    // The nats container knows every user's password.
+    for (user, (variable, _, _)) in &conf {
+        assert!(
+            server.get(variable.as_str()).is_some_and(|v| !v.is_empty()),
+            "{COMPOSE}: the nats container has no {variable} (password of {user})"
+        );
+    }
+}
+
 #[test]
 fn compose_ports_and_probes_match_the_default_ports() {
     let compose = compose_services();
@@ -469,6 +543,51 @@ fn compose_builds_every_shopmesh_image_from_the_dockerfile_stages() {
             "deploy/Dockerfile: stage {stage} must build on the non-root runtime stage: {from}"
         );
     }
+}
+
+/// Files under deploy/ that the CLI embeds (`include_str!`): the Docker
+/// build context, which leaves deploy/ out, must let each of them in.
+#[test]
+fn the_docker_build_context_holds_what_the_cli_embeds() {
+    fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(&root().join("cli/src"), &mut files);
+    let ignore = read("deploy/Dockerfile.dockerignore");
+    let mut embedded = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for piece in text.split("include_str!(\"").skip(1) {
+            let relative = piece.split('"').next().unwrap();
+            let target = file
+                .parent()
+                .unwrap()
+                .join(relative)
+                .canonicalize()
+                .unwrap();
+            let Ok(inside) = target.strip_prefix(root().canonicalize().unwrap()) else {
+                continue;
+            };
+            let inside = inside.to_string_lossy().into_owned();
+            if inside.starts_with("deploy/") {
+                embedded += 1;
+                assert!(
+                    ignore.lines().any(|l| l.trim() == format!("!{inside}")),
+                    "deploy/Dockerfile.dockerignore leaves out {inside}, which {} embeds: add `!{inside}`",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(embedded > 0, "cli/src embeds deploy/nats/nats.conf");
 }
 
 #[test]
@@ -917,6 +1036,52 @@ fn nats_conf_users() -> BTreeMap<String, (String, BTreeSet<String>, BTreeSet<Str
         }
     }
     users
+}
+
+/// Every Kubernetes container that reaches NATS logs in as a nats.conf user
+/// with the Secret key the NATS servers read that user's password from.
+#[test]
+fn every_k8s_nats_client_reads_its_users_password_from_the_servers_secret_key() {
+    let docs = k8s_documents();
+    let values = yaml("deploy/k8s/nats-values.yaml");
+    let conf = nats_conf_users();
+    let mut clients = 0;
+    for (file, doc) in &docs {
+        let containers = doc["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        for container in containers {
+            let entries = container
+                .get("env")
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default();
+            let find = |name: &str| entries.iter().find(|e| str_of(&e["name"]) == name).cloned();
+            if find("NATS_URL").is_none() {
+                continue;
+            }
+            clients += 1;
+            let who = format!("{file}: container {}", str_of(&container["name"]));
+            let user = find("NATS_USER")
+                .and_then(|e| e.get("value").map(str_of))
+                .unwrap_or_else(|| panic!("{who} reaches NATS without a NATS_USER value"));
+            let (variable, _, _) = conf.get(&user).unwrap_or_else(|| {
+                panic!("{who}: NATS_USER {user} is not a user of deploy/nats/nats.conf")
+            });
+            let key = find("NATS_PASSWORD")
+                .map(|e| str_of(&e["valueFrom"]["secretKeyRef"]["key"]))
+                .unwrap_or_else(|| panic!("{who}: no NATS_PASSWORD"));
+            let server_key = str_of(
+                &values["container"]["env"][variable.as_str()]["valueFrom"]["secretKeyRef"]["key"],
+            );
+            assert_eq!(
+                key, server_key,
+                "{who}: NATS_PASSWORD reads Secret key {key}, the NATS servers read {user}'s password ({variable}) from {server_key}"
+            );
+        }
+    }
+    assert_eq!(clients, 4, "deploy/k8s: the four services reach NATS");
 }
 
 #[test]
@@ -1498,7 +1663,40 @@ async fn nats_conf_lets_the_operator_provision_and_tail_but_not_write() {
     let first = messages.next().await.unwrap().unwrap();
     assert_eq!(first.subject.as_str(), "shopmesh.events.user.logged_in.3");
 
-    let mut admin = Watched::connect(&server, "admin").await;
+    // shopmesh tail (live): a plain subscription to both streams' subjects.
+    let admin = Watched::connect(&server, "admin").await;
+    let mut live = admin.client.subscribe("shopmesh.events.>").await.unwrap();
+    let mut dead = admin
+        .client
+        .subscribe("shopmesh.deadletter.>")
+        .await
+        .unwrap();
+    // flush() only empties the client's buffer; a request answered by the
+    // server proves it has read the subscriptions sent before it.
+    admin
+        .client
+        .request("$JS.API.INFO", "".into())
+        .await
+        .unwrap();
+    publish_acked(&user_js, "user", "shopmesh.events.user.logged_in.4").await;
+    let (_, analytics_js, _) = service_context(&server, "analytics").await;
+    publish_acked(&analytics_js, "analytics", "shopmesh.deadletter.analytics").await;
+    for (subscription, subject) in [
+        (&mut live, "shopmesh.events.user.logged_in.4"),
+        (&mut dead, "shopmesh.deadletter.analytics"),
+    ] {
+        let message = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("deploy/nats/nats.conf: admin cannot follow {subject} live (tail)")
+            })
+            .unwrap();
+        assert_eq!(message.subject.as_str(), subject);
+    }
+
+    let mut admin = admin;
+    // Listening to the services' RPC traffic is not tailing events.
+    admin.subscribe_denied("shopmesh.rpc.product.>").await;
     admin
         .publish_denied("shopmesh.events.user.logged_in.3")
         .await;

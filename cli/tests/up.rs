@@ -1,12 +1,18 @@
 //! `shopmesh up` as a newcomer runs it: the platform (NATS, user, product,
 //! order, analytics, a background load) comes up, a checkout goes through,
 //! analytics recommends to that shopper and counts the load's events, Ctrl-C
-//! stops every process, and a second run resumes the data. Also the ways out
-//! that are not Ctrl-C: a taken port, a service that fails to start, a
-//! signal while starting; none may leave a process behind.
+//! stops every process, and a second run resumes the data. Its NATS enforces
+//! the users and permissions of deploy/nats/nats.conf: no client gets in
+//! without credentials, each service's credentials publish its own subjects
+//! only, and an operator tails with the admin user's. Also the ways out that
+//! are not Ctrl-C: a taken port, a stream name its NATS users cannot reach, a
+//! service that fails to start, a signal while starting; none may leave a
+//! process behind.
 
+use futures::StreamExt;
 use serde_json::json;
 use shopmesh_shared::testkit::{eventually, find_nats_server};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
@@ -14,20 +20,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Five consecutive free ports: NATS, then user, product, order, analytics.
-/// They are taken below the kernel's ephemeral range (32768 and up), where
-/// every other test's port-0 binds land, so a parallel test cannot grab one
-/// between this check and `up`'s own bind. Blocks of five, so that the
-/// tests of this file (one process each, consecutive pids) do not overlap.
+/// Ports `up` takes: NATS, user, product, order, analytics, NATS monitoring.
+const PORTS: u16 = 6;
+
+/// Six consecutive free ports (see [`PORTS`]). They are taken below the
+/// kernel's ephemeral range (32768 and up), where every other test's port-0
+/// binds land, so a parallel test cannot grab one between this check and
+/// `up`'s own bind. Blocks of six, so that the tests of this file (one
+/// process each, consecutive pids) do not overlap.
 fn free_ports() -> u16 {
     let seed = std::process::id();
     for attempt in 0..500u32 {
-        let base = 20_000 + 5 * ((seed + attempt * 7_919) % 2_400) as u16;
-        if (0..5).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        let base = 20_000 + PORTS * ((seed + attempt * 7_919) % 2_000) as u16;
+        if (0..PORTS).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
-    panic!("no five consecutive free ports")
+    panic!("no {PORTS} consecutive free ports")
 }
 
 /// Every child of `up` inherits its environment, so this variable, set on
@@ -63,14 +72,20 @@ fn marked_processes(mark: &str) -> Vec<String> {
 }
 
 fn up_command(data: &Path, base: u16, mark: &str) -> Command {
+    up_command_with_load(data, base, mark, "20")
+}
+
+/// `up` with the background load at `rate` actions/s ("0": none).
+fn up_command_with_load(data: &Path, base: u16, mark: &str, rate: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shopmesh"));
     command
         .args(["up", "--catalogue", "12", "--status-every", "1"])
-        .args(["--load-users", "4", "--load-rate", "20"])
+        .args(["--load-users", "4", "--load-rate", rate])
         .arg("--data-dir")
         .arg(data)
         .args(["--nats-port", &base.to_string()])
         .args(["--http-base-port", &(base + 1).to_string()])
+        .args(["--nats-monitor-port", &(base + 5).to_string()])
         .env("NATS_SERVER_BIN", find_nats_server().unwrap())
         .env("RUST_LOG", "warn")
         .env(MARK, mark)
@@ -85,7 +100,11 @@ struct Up {
 }
 
 fn up(data: &Path, base: u16, mark: &str) -> Up {
-    let mut child = up_command(data, base, mark)
+    up_with_load(data, base, mark, "20")
+}
+
+fn up_with_load(data: &Path, base: u16, mark: &str, rate: &str) -> Up {
+    let mut child = up_command_with_load(data, base, mark, rate)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -131,6 +150,19 @@ impl Up {
     }
 }
 
+/// A test that fails half-way still stops its `up` (which stops its
+/// children), rather than leaving a platform running.
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The pids `up` printed (`processes: nats-server=1 user=2 ...`).
 fn printed_pids(lines: &[String]) -> Vec<(String, u32)> {
     let line = lines
@@ -156,7 +188,7 @@ fn assert_all_gone(pids: &[(String, u32)], mark: &str, base: u16) {
     }
     let left = marked_processes(mark);
     assert!(left.is_empty(), "processes left behind: {left:#?}");
-    for port in base..base + 5 {
+    for port in base..base + PORTS {
         assert!(
             TcpListener::bind(("127.0.0.1", port)).is_ok(),
             "port {port} still held: a process was left behind"
@@ -304,11 +336,17 @@ async fn up_serves_a_checkout_recommends_stops_cleanly_and_resumes() {
     assert!(exit.success(), "{exit}");
     assert_all_gone(&pids, &mark, base);
 
-    // Second run: same data, same keys, nothing seeded twice. (A fresh
-    // client: pooled connections to the stopped processes are dead.)
+    // Second run: same data, same keys and NATS passwords, nothing seeded
+    // twice. (A fresh client: pooled connections to the stopped processes
+    // are dead.)
+    let keys = std::fs::read_to_string(data.path().join("secrets.env")).unwrap();
     let http = reqwest::Client::new();
     let platform = up(data.path(), base, &mark);
     let pids = printed_pids(&platform.wait_for("ready; Ctrl-C stops everything"));
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("secrets.env")).unwrap(),
+        keys
+    );
     let token = login(&http, &user).await;
     let orders: serde_json::Value = http
         .get(format!("{order}/orders"))
@@ -333,6 +371,384 @@ async fn up_serves_a_checkout_recommends_stops_cleanly_and_resumes() {
     // the shopper.
     let again = http.get(&recommendations).send().await.unwrap();
     assert_eq!(again.status(), 200);
+    assert!(platform.interrupt().success());
+    assert_all_gone(&pids, &mark, base);
+}
+
+/// The NATS users of deploy/nats/nats.conf and their password variables.
+const NATS_USERS: [(&str, &str); 6] = [
+    ("user", "SHOPMESH_NATS_USER_PASSWORD"),
+    ("product", "SHOPMESH_NATS_PRODUCT_PASSWORD"),
+    ("order", "SHOPMESH_NATS_ORDER_PASSWORD"),
+    ("analytics", "SHOPMESH_NATS_ANALYTICS_PASSWORD"),
+    ("load", "SHOPMESH_NATS_LOAD_PASSWORD"),
+    ("admin", "SHOPMESH_NATS_ADMIN_PASSWORD"),
+];
+
+/// The variables of `<data>/secrets.env`.
+fn secrets(data: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(data.join("secrets.env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A NATS client of `user` whose server errors (permission violations) are
+/// collected, so that the test can wait for the one it provoked.
+struct Client {
+    user: &'static str,
+    nats: async_nats::Client,
+    errors: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Client {
+    async fn connect(url: &str, user: &'static str, password: &str) -> Self {
+        let (tx, errors) = tokio::sync::mpsc::unbounded_channel();
+        let nats = async_nats::ConnectOptions::new()
+            .user_and_password(user.into(), password.into())
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(error) = event {
+                        let _ = tx.send(error.to_string());
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("{user} cannot connect with its secrets.env password: {e}"));
+        Self { user, nats, errors }
+    }
+
+    /// Waits for the server's "permissions violation for <action> to <subject>".
+    async fn expect_violation(&mut self, action: &str, subject: &str) {
+        let wanted = format!("permissions violation for {action} to \"{subject}\"");
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(error) = self.errors.recv().await {
+                if error.to_lowercase().contains(&wanted) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(
+            found,
+            Ok(true),
+            "{} was not refused the {action} to {subject}",
+            self.user
+        );
+    }
+}
+
+/// The NATS connections `up`'s server has, as (connection name, user),
+/// from its monitoring endpoint.
+async fn connections(http: &reqwest::Client, monitor: &str) -> Vec<(String, String)> {
+    let connz: serde_json::Value = http
+        .get(format!("{monitor}/connz?auth=true&limit=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    connz["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = |key: &str| c[key].as_str().unwrap_or_default().to_owned();
+            (text("name"), text("authorized_user"))
+        })
+        .collect()
+}
+
+/// `shopmesh tail` against `up`'s NATS, with `credentials` (user, password)
+/// in its environment only.
+fn tail(nats_url: &str, credentials: Option<(&str, &str)>, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shopmesh"));
+    command
+        .arg("tail")
+        .args(args)
+        .env("NATS_URL", nats_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("NATS_USER")
+        .env_remove("NATS_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some((user, password)) = credentials {
+        command
+            .env("NATS_USER", user)
+            .env("NATS_PASSWORD", password);
+    }
+    command
+}
+
+#[tokio::test]
+async fn up_runs_nats_with_a_user_per_service_confined_to_its_subjects() {
+    let data = tempfile::tempdir().unwrap();
+    let mark = uuid::Uuid::new_v4().to_string();
+    let base = free_ports();
+    let nats_url = format!("nats://127.0.0.1:{base}");
+    let monitor = format!("http://127.0.0.1:{}", base + 5);
+    let http = reqwest::Client::new();
+    let platform = up_with_load(data.path(), base, &mark, "0");
+    let printed = platform.wait_for("ready; Ctrl-C stops everything");
+    let pids = printed_pids(&printed);
+
+    // One password per user, owner-only, never printed nor on a command
+    // line; each service has its own in its environment and no other's.
+    let secrets = secrets(data.path());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.path().join("secrets.env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "secrets.env mode {mode:o}");
+    }
+    let password = |user: &str| -> String {
+        let variable = NATS_USERS.iter().find(|(u, _)| *u == user).unwrap().1;
+        secrets
+            .get(variable)
+            .unwrap_or_else(|| panic!("secrets.env has no {variable}"))
+            .clone()
+    };
+    let passwords: Vec<String> = NATS_USERS.iter().map(|(u, _)| password(u)).collect();
+    let distinct: std::collections::BTreeSet<&String> = passwords.iter().collect();
+    assert_eq!(distinct.len(), NATS_USERS.len(), "one password per user");
+    let printed_text = printed.join("\n");
+    assert!(
+        printed_text.contains("NATS_USER=admin NATS_PASSWORD=\"$SHOPMESH_NATS_ADMIN_PASSWORD\""),
+        "how to tail is not printed:\n{printed_text}"
+    );
+    for (name, pid) in &pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        for (user, variable) in NATS_USERS {
+            let secret = password(user);
+            assert!(!printed_text.contains(&secret), "{user}'s password printed");
+            assert!(
+                !cmdline.contains(&secret),
+                "{user}'s password on {name}'s command line"
+            );
+            let held = environ.iter().any(|v| v.contains(&secret));
+            if name == "nats-server" {
+                assert!(environ.contains(&format!("{variable}={secret}")));
+            } else {
+                assert_eq!(
+                    held,
+                    user == name,
+                    "{name}'s environment and {user}'s password"
+                );
+            }
+        }
+        if name != "nats-server" {
+            assert!(environ.contains(&format!("NATS_USER={name}")), "{name}");
+            assert!(environ.contains(&format!("NATS_PASSWORD={}", password(name))));
+        }
+    }
+
+    // (a) Nobody gets in without a user and its password.
+    let refused = async_nats::connect(nats_url.as_str()).await.unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        async_nats::ConnectErrorKind::AuthorizationViolation,
+        "{refused}"
+    );
+    let refused = async_nats::ConnectOptions::new()
+        .user_and_password("admin".into(), password("product"))
+        .connect(nats_url.as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        async_nats::ConnectErrorKind::AuthorizationViolation,
+        "{refused}"
+    );
+    let anonymous_tail = tail(&nats_url, None, &["--count", "1"]).output().unwrap();
+    assert!(!anonymous_tail.status.success());
+    assert!(
+        String::from_utf8_lossy(&anonymous_tail.stderr).contains("authorization violation"),
+        "{}",
+        String::from_utf8_lossy(&anonymous_tail.stderr)
+    );
+
+    // Every connection is someone's: each service as itself, the status
+    // line as `load`.
+    eventually(
+        Duration::from_secs(30),
+        "each service and the status line connected as their own NATS users",
+        async || {
+            let connections = connections(&http, &monitor).await;
+            let has =
+                |name: &str, user: &str| connections.iter().any(|(n, u)| n == name && u == user);
+            assert!(
+                connections
+                    .iter()
+                    .all(|(name, user)| NATS_USERS.iter().any(|(u, _)| u == user)
+                        && (!NATS_USERS.iter().any(|(u, _)| u == name) || name == user)),
+                "{connections:?}"
+            );
+            ["user", "product", "order", "analytics"]
+                .iter()
+                .all(|service| has(service, service))
+                && has("shopmesh-up", "load")
+        },
+    )
+    .await;
+
+    // (b) Each service's credentials publish its own subjects only. The
+    // operator listens to both streams' subjects: a refused message, sent
+    // first on the same connection, would reach it before the allowed one.
+    let admin = Client::connect(&nats_url, "admin", &password("admin")).await;
+    let mut heard = futures::stream::select(
+        admin.nats.subscribe("shopmesh.events.>").await.unwrap(),
+        admin.nats.subscribe("shopmesh.deadletter.>").await.unwrap(),
+    );
+    // flush() only empties the client's buffer; a request answered by the
+    // server proves it has read the subscriptions sent before it.
+    admin.nats.request("$JS.API.INFO", "".into()).await.unwrap();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let cases = [
+        (
+            "user",
+            "shopmesh.events.user.allowed",
+            "shopmesh.events.order.denied",
+        ),
+        (
+            "product",
+            "shopmesh.events.product.allowed",
+            "shopmesh.events.order.denied",
+        ),
+        (
+            "order",
+            "shopmesh.events.order.allowed",
+            "shopmesh.events.product.denied",
+        ),
+        (
+            "analytics",
+            "shopmesh.deadletter.analytics",
+            "shopmesh.events.user.denied",
+        ),
+    ];
+    for (user, allowed, denied) in cases {
+        let allowed = if user == "analytics" {
+            allowed.to_owned()
+        } else {
+            format!("{allowed}.{nonce}")
+        };
+        let denied = format!("{denied}.{nonce}");
+        let payload = format!("{user}-{nonce}");
+        let mut client = Client::connect(&nats_url, user, &password(user)).await;
+        client
+            .nats
+            .publish(denied.clone(), payload.clone().into())
+            .await
+            .unwrap();
+        client.nats.flush().await.unwrap();
+        client.expect_violation("publish", &denied).await;
+        // Nor may it listen to the other services' events.
+        let _listening = client.nats.subscribe("shopmesh.events.>").await.unwrap();
+        client.nats.flush().await.unwrap();
+        client
+            .expect_violation("subscription", "shopmesh.events.>")
+            .await;
+        // Its own subject works: the stream stores it.
+        let js = async_nats::jetstream::new(client.nats.clone());
+        js.publish(allowed.clone(), payload.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap_or_else(|e| panic!("{user} cannot publish {allowed}: {e}"));
+        let mut before = Vec::new();
+        let arrived = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(message) = heard.next().await {
+                if message.payload == payload.as_bytes() {
+                    if message.subject.as_str() == allowed {
+                        return true;
+                    }
+                    before.push(message.subject.to_string());
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(arrived, Ok(true), "{user}'s {allowed} never reached admin");
+        assert!(before.is_empty(), "{user} got {before:?} through");
+    }
+
+    // The operator tails with the admin user: from the stream's start ...
+    let output = tail(
+        &nats_url,
+        Some(("admin", &password("admin"))),
+        &[
+            &format!("shopmesh.events.product.allowed.{nonce}"),
+            "--history",
+            "--count",
+            "1",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(
+        line["subject"],
+        format!("shopmesh.events.product.allowed.{nonce}")
+    );
+    // ... and live (a subscription of its own, which it may make).
+    let live_subject = format!("shopmesh.events.user.live.{nonce}");
+    let child = tail(
+        &nats_url,
+        Some(("admin", &password("admin"))),
+        &[&live_subject, "--count", "1"],
+    )
+    .spawn()
+    .unwrap();
+    let user = Client::connect(&nats_url, "user", &password("user")).await;
+    let child = std::sync::Mutex::new(child);
+    // The subscription starts a moment after the process: publish until it
+    // has printed one.
+    eventually(
+        Duration::from_secs(30),
+        "a live shopmesh tail as admin printed an event",
+        async || {
+            user.nats
+                .publish(live_subject.clone(), "live".into())
+                .await
+                .unwrap();
+            user.nats.flush().await.unwrap();
+            child.lock().unwrap().try_wait().unwrap().is_some()
+        },
+    )
+    .await;
+    let output = child.into_inner().unwrap().wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(&live_subject),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    // The status line reads the stream as `load`.
+    platform.wait_until("a status line", |line| line.starts_with("events "));
     assert!(platform.interrupt().success());
     assert_all_gone(&pids, &mark, base);
 }
@@ -376,6 +792,31 @@ fn a_taken_analytics_port_is_named_and_nothing_is_left() {
     assert!(stderr.contains("--http-base-port"), "{stderr}");
     let left = marked_processes(&mark);
     assert!(left.is_empty(), "processes left behind: {left:#?}");
+}
+
+/// `up`'s NATS grants the default stream names only: a renamed stream is
+/// refused with its variable before anything starts, rather than services
+/// being refused their first JetStream call.
+#[test]
+fn a_stream_its_nats_users_cannot_reach_is_refused_before_starting() {
+    let base = free_ports();
+    let data = tempfile::tempdir().unwrap();
+    let mark = uuid::Uuid::new_v4().to_string();
+    let output = up_command(data.path(), base, &mark)
+        .env("SHOPMESH_STREAM", "OTHER_EVENTS")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SHOPMESH_STREAM=OTHER_EVENTS") && stderr.contains("deploy/nats/nats.conf"),
+        "{stderr}"
+    );
+    assert!(
+        !data.path().join("logs/nats.log").exists(),
+        "NATS was started"
+    );
+    assert_all_gone(&[], &mark, base);
 }
 
 /// The orphan this guards against: analytics fails after NATS and three

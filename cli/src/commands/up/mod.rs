@@ -5,12 +5,20 @@
 //! seconds; Ctrl-C (or SIGTERM), at any moment, stops every process cleanly.
 //! A second run resumes from the same data folder, with the same keys.
 //!
+//! NATS runs with the users and permissions of `deploy/nats/nats.conf`, as
+//! in compose and Kubernetes: each service connects as its own user, the
+//! status line as `load` (it only reads the events stream's counters), and
+//! an operator's `shopmesh tail` as `admin`. Passwords reach the processes
+//! through their environment only (a command line is world-readable).
+//!
 //! Files: `processes` (the children and the guard that stops them),
-//! `secrets` (the generated keys), `load` (the background shoppers); the
-//! status line is `commands::status`.
+//! `secrets` (the generated keys and passwords), `nats_config` (the server
+//! configuration), `load` (the background shoppers); the status line is
+//! `commands::status`.
 
 pub(crate) mod load;
-mod processes;
+mod nats_config;
+pub(crate) mod processes;
 mod secrets;
 
 use anyhow::{Context, bail};
@@ -31,6 +39,9 @@ pub struct Args {
     /// NATS client port (not 4222, so that a system NATS does not clash).
     #[arg(long, default_value_t = 14222)]
     nats_port: u16,
+    /// NATS monitoring port (/varz, /jsz, /connz; not 8222, as for --nats-port).
+    #[arg(long, default_value_t = 18222)]
+    nats_monitor_port: u16,
     /// The user service's port; product, order and analytics follow on the next ports.
     #[arg(long, default_value_t = 8081)]
     http_base_port: u16,
@@ -60,7 +71,13 @@ fn load_rate(text: &str) -> Result<f64, String> {
 /// The services `up` runs, in start order: the domain services, then
 /// analytics, which consumes what they publish. Ports follow from
 /// `--http-base-port` in this order.
-const SERVICES: [&str; 4] = ["user", "product", "order", "analytics"];
+pub(crate) const SERVICES: [&str; 4] = ["user", "product", "order", "analytics"];
+
+/// The NATS user of the status line: it reads the events stream's counters
+/// and nothing else, which is what this user may do.
+const STATUS_NATS_USER: &str = "load";
+/// The NATS user people tail the streams with.
+const OPERATOR_NATS_USER: &str = "admin";
 
 /// What a successful start leaves running besides the processes.
 struct Started {
@@ -158,20 +175,37 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
     let dir = &args.data_dir;
     fs::create_dir_all(dir.join("logs"))?;
     fs::create_dir_all(dir.join("nats"))?;
-    let secrets = secrets::load_or_create(dir)?;
+    let nats_users = nats_config::users();
+    let secrets = secrets::load_or_create(dir, &nats_users)?;
     let nats_bin = env
         .get("NATS_SERVER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("nats-server"));
     let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
+    let status_user = nats_config::user(STATUS_NATS_USER)?;
+    let operator = nats_config::user(OPERATOR_NATS_USER)?;
     // The environment's backbone settings (stream names, partitions) with
-    // our own NATS: checked before anything starts.
-    let backbone = BackboneSettings::from_env(&Env::from_pairs(
-        env.pairs().chain([("NATS_URL", nats_url.as_str())]),
-    ))?;
+    // our own NATS and the status line's user: checked before anything
+    // starts.
+    let backbone = BackboneSettings::from_env(&Env::from_pairs(env.pairs().chain([
+        ("NATS_URL", nats_url.as_str()),
+        ("NATS_USER", status_user.name.as_str()),
+        ("NATS_PASSWORD", secrets.nats_password(&status_user)),
+    ])))?;
     let partitions = backbone.streams.partitions.all().count().to_string();
+    let snapshot_bucket = env.string_or("SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET", "shopmesh-analytics");
+    nats_config::ensure_grants(
+        &backbone.streams.events_stream,
+        &backbone.streams.dead_letter_stream,
+        &snapshot_bucket,
+    )?;
 
     ensure_free(args.nats_port, "NATS", "--nats-port")?;
+    ensure_free(
+        args.nats_monitor_port,
+        "NATS monitoring",
+        "--nats-monitor-port",
+    )?;
     let ports: Vec<u16> = (0..SERVICES.len() as u16)
         .map(|i| {
             args.http_base_port
@@ -191,18 +225,22 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
         .map(|service| sibling(&format!("shopmesh-{service}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let nats = Command::new(&nats_bin)
-        .args([
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &args.nats_port.to_string(),
-            "-js",
-            "-sd",
-        ])
-        .arg(dir.join("nats"))
+    // The same store folder as before NATS had users (`-sd <dir>/nats`), so
+    // an older data folder resumes.
+    let conf_path = dir.join("nats.conf");
+    let store = fs::canonicalize(dir.join("nats"))?;
+    let conf = nats_config::native(args.nats_port, args.nats_monitor_port, &store)?;
+    fs::write(&conf_path, conf).with_context(|| format!("writing {}", conf_path.display()))?;
+    let mut nats = Command::new(&nats_bin);
+    nats.arg("-c")
+        .arg(&conf_path)
         .stdout(Stdio::null())
-        .stderr(log_file(dir, "nats")?)
+        .stderr(log_file(dir, "nats")?);
+    // The configuration names the variables; their values only live here.
+    for user in &nats_users {
+        nats.env(&user.password_variable, secrets.nats_password(user));
+    }
+    let nats = nats
         .spawn()
         .with_context(|| format!("starting {} (set NATS_SERVER_BIN)", nats_bin.display()))?;
     let nats = platform.set_nats(nats);
@@ -211,22 +249,27 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
     let http = reqwest::Client::new();
     let mut urls = Vec::new();
     for ((service, port), binary) in SERVICES.iter().zip(&ports).zip(&binaries) {
+        let nats_user = nats_config::user(service)?;
         let mut command = Command::new(binary);
         command
             .env("NATS_URL", &nats_url)
+            .env("NATS_USER", &nats_user.name)
+            .env("NATS_PASSWORD", secrets.nats_password(&nats_user))
             .env("SHOPMESH_PARTITIONS", &partitions)
             .env("SHOPMESH_HTTP_PORT", port.to_string())
             .env("RUST_LOG", env.string_or("RUST_LOG", "info"))
-            .envs(&secrets)
+            .envs(secrets.service_keys())
             .stdout(Stdio::null())
             .stderr(log_file(dir, service)?);
+        // Another user's password, set where `up` was started, is not this
+        // service's to see.
+        for other in &nats_users {
+            command.env_remove(&other.password_variable);
+        }
         if *service == "analytics" {
             // No database; its state lives in memory and in snapshots in
             // this NATS's object store.
-            command.env(
-                "SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET",
-                env.string_or("SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET", "shopmesh-analytics"),
-            );
+            command.env("SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET", &snapshot_bucket);
         } else {
             command.env("SHOPMESH_DATA_DIR", dir);
         }
@@ -239,7 +282,7 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
         urls.push(url);
     }
 
-    let seed_env = Env::from_pairs(secrets.clone());
+    let seed_env = Env::from_pairs(secrets.service_keys());
     super::seed::seed(&http, &urls[1], &seed_env, args.catalogue, 42).await?;
 
     let load = if args.load_rate > 0.0 {
@@ -266,7 +309,18 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
         "  analytics {analytics}   (recommendations {analytics}/recommendations/{{user_id}}, \
          trending {analytics}/trending, consumer stats {analytics}/stats)"
     );
-    println!("  nats      {nats_url}   (shopmesh tail, with NATS_URL={nats_url})");
+    println!(
+        "  nats      {nats_url}   (monitoring http://127.0.0.1:{}; users and permissions of \
+         deploy/nats/nats.conf)",
+        args.nats_monitor_port
+    );
+    println!(
+        "  tail      NATS_URL={nats_url} NATS_USER={} NATS_PASSWORD=\"${}\" shopmesh tail \
+         (after `set -a; . {}; set +a`)",
+        operator.name,
+        operator.password_variable,
+        secrets.path().display()
+    );
     let load = match load {
         None => {
             println!("  load      off (--load-rate 0)");
@@ -286,8 +340,8 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
         }
     };
     println!(
-        "  admin token and signing key: {}",
-        dir.join("secrets.env").display()
+        "  admin token, signing key and NATS passwords: {}",
+        secrets.path().display()
     );
     println!("  logs: {}", dir.join("logs").display());
     println!("  processes: {}", platform.pids());
