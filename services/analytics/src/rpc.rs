@@ -80,7 +80,7 @@ fn default_k() -> usize {
 }
 
 /// `k` as the REST routes accept it.
-fn checked_k(k: usize) -> Result<usize, crate::error::AnalyticsError> {
+pub fn checked_k(k: usize) -> Result<usize, crate::error::AnalyticsError> {
     if (1..=100).contains(&k) {
         Ok(k)
     } else {

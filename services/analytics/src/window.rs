@@ -178,6 +178,7 @@ impl Window {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+    use proptest::prelude::*;
     use std::time::Duration;
 
     fn view(c: &mut Counters) {
@@ -243,5 +244,25 @@ mod tests {
         assert_eq!(after_cancel.activity_score(), 2 + 3 + 5);
         let more_cancelled = Counters { cancelled: 9, ..c };
         assert_eq!(more_cancelled.net_purchases(), 0);
+    }
+
+    proptest! {
+        /// The query parameter and the JSON value are the same three names.
+        #[test]
+        fn window_names_parse_exactly_and_round_trip_through_serde(text in prop_oneof![
+            prop::sample::select(vec!["1m", "1h", "24h", "1M", "1d", " 1h", "24h\n", ""])
+                .prop_map(String::from),
+            "[0-9a-z]{0,4}",
+        ]) {
+            let text = text.as_str();
+            let kind = WindowKind::parse(text);
+            prop_assert_eq!(kind.is_some(), ["1m", "1h", "24h"].contains(&text));
+            let from_json = serde_json::from_value::<WindowKind>(serde_json::json!(text)).ok();
+            prop_assert_eq!(from_json, kind);
+            if let Some(kind) = kind {
+                prop_assert_eq!(kind.as_str(), text);
+                prop_assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(text));
+            }
+        }
     }
 }

@@ -13,8 +13,11 @@ use std::fmt;
 ///
 /// Lower-case ASCII letters, digits, `-` and `_`, 1 to 64 characters: it is
 /// used in metric labels and keys, so it must stay small and printable.
+/// Serialized as a plain string; deserializing checks the rule too (strictly:
+/// no trimming), so a category from an event, a reply or a snapshot is as
+/// valid as one from [`Category::parse`].
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(into = "String", try_from = "String")]
 pub struct Category(String);
 
 /// Why a piece of text is not a category.
@@ -22,15 +25,19 @@ pub struct Category(String);
 #[error("category must be 1-64 characters of a-z, 0-9, '-' or '_', got {0:?}")]
 pub struct InvalidCategory(pub String);
 
+fn is_slug(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 impl Category {
+    /// Text typed by people (forms, query strings): trimmed, then checked.
     pub fn parse(text: &str) -> Result<Self, InvalidCategory> {
         let text = text.trim();
-        let valid = !text.is_empty()
-            && text.len() <= 64
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if valid {
+        if is_slug(text) {
             Ok(Self(text.to_owned()))
         } else {
             Err(InvalidCategory(text.chars().take(64).collect()))
@@ -39,6 +46,26 @@ impl Category {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Machine-written text (serde): checked as it is. The wire bytes are a
+/// plain string's, as before this check existed.
+impl TryFrom<String> for Category {
+    type Error = InvalidCategory;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if is_slug(&text) {
+            Ok(Self(text))
+        } else {
+            Err(InvalidCategory(text.chars().take(64).collect()))
+        }
+    }
+}
+
+impl From<Category> for String {
+    fn from(category: Category) -> Self {
+        category.0
     }
 }
 
@@ -154,6 +181,7 @@ pub struct OrderCancelled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn category_accepts_slugs_and_trims() {
@@ -169,5 +197,54 @@ mod tests {
         assert!(Category::parse("Books").is_err());
         assert!(Category::parse(&"a".repeat(65)).is_err());
         assert!(Category::parse("a b").is_err());
+    }
+
+    /// The rule, stated on its own: 1 to 64 of a-z, 0-9, '-', '_'.
+    fn is_slug(text: &str) -> bool {
+        (1..=64).contains(&text.len())
+            && text
+                .chars()
+                .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-' | '_'))
+    }
+
+    fn any_category_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ \t]?[a-z0-9_-]{0,8}[ \t]?",
+            "[a-z0-9_-]{62,66}",
+            "[a-zA-Z0-9_ .\u{e9}\n-]{0,8}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn category_accepts_exactly_trimmed_slugs(text in any_category_text()) {
+            let parsed = Category::parse(&text);
+            prop_assert_eq!(parsed.is_ok(), is_slug(text.trim()), "{:?}", text);
+            if let Ok(category) = parsed {
+                prop_assert_eq!(category.as_str(), text.trim());
+            }
+        }
+
+        /// What arrives in JSON or bincode is held to the same rule, without
+        /// the trimming that is a courtesy to people typing.
+        #[test]
+        fn serde_accepts_exactly_slugs(text in any_category_text()) {
+            let from_json = serde_json::from_value::<Category>(serde_json::json!(text));
+            prop_assert_eq!(from_json.is_ok(), is_slug(&text), "{:?}", text);
+            let bytes = crate::codec::encode_value(&text).unwrap();
+            let from_bincode = crate::codec::decode_value::<Category>(&bytes);
+            prop_assert_eq!(from_bincode.is_ok(), is_slug(&text), "{:?}", text);
+        }
+
+        #[test]
+        fn categories_round_trip_through_serde(text in "[a-z0-9_-]{1,64}") {
+            let category = Category::parse(&text).unwrap();
+            let json = serde_json::to_value(&category).unwrap();
+            prop_assert_eq!(&json, &serde_json::json!(text));
+            prop_assert_eq!(serde_json::from_value::<Category>(json).unwrap(), category.clone());
+            let bytes = crate::codec::encode_value(&category).unwrap();
+            prop_assert_eq!(crate::codec::decode_value::<Category>(&bytes).unwrap(), category);
+        }
     }
 }

@@ -12,6 +12,6 @@ mod trace;
 pub use auth::{AdminToken, AuthenticatedUser, RequireAdmin};
 pub use fallback::{method_not_allowed, no_route};
 pub use health::{ReadinessCheck, healthz, readiness_response};
-pub use json::{DEFAULT_BODY_LIMIT, JsonBody, JsonLimit};
+pub use json::{DEFAULT_BODY_LIMIT, JsonBody, JsonLimit, parse_json};
 pub use problem::Problem;
 pub use trace::trace_requests;

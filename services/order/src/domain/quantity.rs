@@ -24,6 +24,7 @@ impl Quantity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn bounds() {
@@ -32,5 +33,21 @@ mod tests {
         assert_eq!(Quantity::parse(1).unwrap().get(), 1);
         assert_eq!(Quantity::parse(100).unwrap().get(), 100);
         assert!(Quantity::parse(101).is_err());
+    }
+
+    proptest! {
+        /// Also values that would wrap into range if narrowed to 32 bits.
+        #[test]
+        fn accepts_exactly_1_to_max(value in prop_oneof![
+            any::<i64>(),
+            -1i64..=102,
+            (1i64..4).prop_map(|k| k * (1 << 32) + 1),
+        ]) {
+            let parsed = Quantity::parse(value);
+            prop_assert_eq!(parsed.is_ok(), (1..=100).contains(&value));
+            if let Ok(quantity) = parsed {
+                prop_assert_eq!(i64::from(quantity.get()), value);
+            }
+        }
     }
 }

@@ -15,6 +15,18 @@ pub struct AddItem {
     quantity: i64,
 }
 
+impl AddItem {
+    /// The product and quantity, checked before the catalogue is asked;
+    /// public so that the fuzz harness runs exactly these checks.
+    pub fn validate(self) -> Result<(ProductId, Quantity), OrderError> {
+        let product_id = ProductId::parse(&self.product_id)
+            .map_err(|e| OrderError::invalid("product_id", e.to_string()))?;
+        let quantity =
+            Quantity::parse(self.quantity).map_err(|e| OrderError::invalid("quantity", e))?;
+        Ok((product_id, quantity))
+    }
+}
+
 /// `GET /cart` -> `{items, total_cents}`.
 #[tracing::instrument(name = "show cart", skip(state))]
 pub async fn show(
@@ -37,11 +49,7 @@ pub async fn add_item(
     user: AuthenticatedUser,
     body: JsonBody<AddItem>,
 ) -> Result<HttpResponse, OrderError> {
-    let body = body.into_inner();
-    let product_id = ProductId::parse(&body.product_id)
-        .map_err(|e| OrderError::invalid("product_id", e.to_string()))?;
-    let quantity =
-        Quantity::parse(body.quantity).map_err(|e| OrderError::invalid("quantity", e))?;
+    let (product_id, quantity) = body.into_inner().validate()?;
     let product = state
         .catalog
         .product(product_id)

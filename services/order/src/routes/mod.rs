@@ -3,6 +3,8 @@
 mod cart;
 mod orders;
 
+pub use cart::AddItem;
+
 use crate::catalog::Catalog;
 use actix_web::web;
 use shopmesh_shared::behaviour::BehaviourPublisher;

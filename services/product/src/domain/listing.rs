@@ -161,6 +161,7 @@ impl ListQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items
@@ -212,5 +213,73 @@ mod tests {
     fn offset_follows_page_and_size() {
         let query = ListQuery::parse(&pairs(&[("page", "3"), ("per_page", "7")])).unwrap();
         assert_eq!(query.offset(), 14);
+    }
+
+    proptest! {
+        #[test]
+        fn page_accepts_exactly_whole_numbers_from_1(text in prop_oneof![
+            any::<u32>().prop_map(|n| n.to_string()),
+            "[ ]?[+-]?[0-9]{1,11}[ ]?",
+            any::<String>(),
+        ]) {
+            let expected = text.trim().parse::<u32>().ok().filter(|&n| n >= 1);
+            prop_assert_eq!(Page::parse(&text).ok().map(Page::get), expected);
+        }
+
+        #[test]
+        fn per_page_accepts_exactly_1_to_100(text in prop_oneof![
+            (0u32..=102).prop_map(|n| n.to_string()),
+            "[ ]?[+-]?[0-9]{1,4}[ ]?",
+            any::<String>(),
+        ]) {
+            let expected = text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=PerPage::MAX).contains(n));
+            prop_assert_eq!(PerPage::parse(&text).ok().map(PerPage::get), expected);
+        }
+
+        #[test]
+        fn search_text_is_none_when_blank_and_refused_when_long_or_control(text in prop_oneof![
+            "[ \t]{0,3}[a-zA-Z%_\\\\\u{e9} ]{0,12}[ \t]{0,3}",
+            "[a-z]{195,205}",
+            "[a-z]{1,5}[\\x00-\\x1f\\x7f][a-z]{0,5}",
+            any::<String>(),
+        ]) {
+            let trimmed = text.trim();
+            match SearchText::parse(&text) {
+                Ok(None) => prop_assert!(trimmed.is_empty()),
+                Ok(Some(search)) => {
+                    prop_assert_eq!(search.as_str(), trimmed);
+                    prop_assert!(trimmed.chars().count() <= SearchText::MAX_CHARS);
+                    prop_assert!(!trimmed.chars().any(char::is_control));
+                    // Every wildcard of the text is escaped in the pattern.
+                    let pattern = search.like_pattern();
+                    let inner = &pattern[1..pattern.len() - 1];
+                    let mut chars = inner.chars();
+                    while let Some(c) = chars.next() {
+                        prop_assert!(!matches!(c, '%' | '_'), "unescaped wildcard in {}", pattern);
+                        if c == '\\' {
+                            prop_assert!(matches!(chars.next(), Some('%' | '_' | '\\')));
+                        }
+                    }
+                }
+                Err(_) => prop_assert!(
+                    trimmed.chars().count() > SearchText::MAX_CHARS
+                        || trimmed.chars().any(char::is_control)
+                ),
+            }
+        }
+
+        #[test]
+        fn offset_is_the_rows_of_the_pages_before(page in 1u32.., per_page in 1u32..=100) {
+            let query = ListQuery::parse(&pairs(&[
+                ("page", &page.to_string()),
+                ("per_page", &per_page.to_string()),
+            ]))
+            .unwrap();
+            prop_assert_eq!(query.offset(), (i64::from(page) - 1) * i64::from(per_page));
+        }
     }
 }

@@ -28,6 +28,7 @@ impl PriceCents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn bounds() {
@@ -35,5 +36,20 @@ mod tests {
         assert!(PriceCents::parse(PriceCents::MAX).is_ok());
         assert!(PriceCents::parse(-1).is_err());
         assert!(PriceCents::parse(PriceCents::MAX + 1).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn accepts_exactly_0_to_max(cents in prop_oneof![
+            any::<i64>(),
+            -2i64..=2,
+            PriceCents::MAX - 2..=PriceCents::MAX + 2,
+        ]) {
+            let parsed = PriceCents::parse(cents);
+            prop_assert_eq!(parsed.is_ok(), (0..=100_000_000).contains(&cents));
+            if let Ok(price) = parsed {
+                prop_assert_eq!(price.get(), cents);
+            }
+        }
     }
 }

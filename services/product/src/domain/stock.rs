@@ -28,6 +28,7 @@ impl Stock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn bounds() {
@@ -35,5 +36,20 @@ mod tests {
         assert!(Stock::parse(Stock::MAX).is_ok());
         assert!(Stock::parse(-1).is_err());
         assert!(Stock::parse(Stock::MAX + 1).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn accepts_exactly_0_to_max(units in prop_oneof![
+            any::<i64>(),
+            -2i64..=2,
+            Stock::MAX - 2..=Stock::MAX + 2,
+        ]) {
+            let parsed = Stock::parse(units);
+            prop_assert_eq!(parsed.is_ok(), (0..=1_000_000).contains(&units));
+            if let Ok(stock) = parsed {
+                prop_assert_eq!(stock.get(), units);
+            }
+        }
     }
 }

@@ -8,8 +8,8 @@ mod products;
 mod ratings;
 
 pub use optional_user::OptionalUser;
-pub use products::ProductBody;
-pub use ratings::RatingBody;
+pub use products::{CreateProduct, PatchProduct, ProductBody, list_query};
+pub use ratings::{RateProduct, RatingBody};
 
 use crate::error::ProductError;
 use actix_web::web;

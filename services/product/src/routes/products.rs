@@ -54,7 +54,9 @@ pub struct CreateProduct {
 }
 
 impl CreateProduct {
-    fn validate(self) -> Result<NewProduct, ProductError> {
+    /// Every check a new product passes before the database is touched;
+    /// public so that the fuzz harness runs exactly these.
+    pub fn validate(self) -> Result<NewProduct, ProductError> {
         Ok(NewProduct {
             name: ProductName::parse(&self.name).map_err(|e| ProductError::invalid("name", e))?,
             category: Category::parse(&self.category)
@@ -115,7 +117,9 @@ pub struct PatchProduct {
 }
 
 impl PatchProduct {
-    fn validate(self) -> Result<ProductChange, ProductError> {
+    /// Every check a change passes before the database is touched; public so
+    /// that the fuzz harness runs exactly these.
+    pub fn validate(self) -> Result<ProductChange, ProductError> {
         let price_cents = self
             .price_cents
             .map(PriceCents::parse)
@@ -173,6 +177,14 @@ struct ProductPage {
     total: i64,
 }
 
+/// The listing's parameters from the raw query string, decoded and checked.
+pub fn list_query(query_string: &str) -> Result<ListQuery, ProductError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query_string)
+        .map_err(|e| ProductError::MalformedQuery(e.to_string()))?
+        .into_inner();
+    ListQuery::parse(&pairs).map_err(|(field, e)| ProductError::invalid(field, e))
+}
+
 /// `GET /products?category=&q=&page=&per_page=`: one page, ordered by name
 /// then id. A signed-in caller's text search is a `product.searched` event.
 #[tracing::instrument(name = "list products", skip_all)]
@@ -181,10 +193,7 @@ pub async fn list(
     viewer: OptionalUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProductError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|e| ProductError::MalformedQuery(e.to_string()))?
-        .into_inner();
-    let query = ListQuery::parse(&pairs).map_err(|(field, e)| ProductError::invalid(field, e))?;
+    let query = list_query(req.query_string())?;
     let (items, total) = products::list(&state.pool, &query)
         .await
         .context("list products")?;

@@ -17,6 +17,13 @@ pub struct RateProduct {
     stars: i64,
 }
 
+impl RateProduct {
+    /// The stars, checked; public so that the fuzz harness runs this check.
+    pub fn validate(self) -> Result<Stars, ProductError> {
+        Stars::parse(self.stars).map_err(|e| ProductError::invalid("stars", e))
+    }
+}
+
 /// The product's ratings after this one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RatingBody {
@@ -36,8 +43,7 @@ pub async fn rate(
     body: JsonBody<RateProduct>,
 ) -> Result<HttpResponse, ProductError> {
     let id = path_id(&path)?;
-    let stars =
-        Stars::parse(body.into_inner().stars).map_err(|e| ProductError::invalid("stars", e))?;
+    let stars = body.into_inner().validate()?;
     let mut tx = repository::begin_write(&state.pool, state.db_kind)
         .await
         .context("begin rating")?;

@@ -81,6 +81,7 @@ impl fmt::Debug for EmailAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn addresses_are_trimmed_and_lower_cased() {
@@ -116,5 +117,76 @@ mod tests {
         assert!(EmailAddress::parse(&fits).is_ok());
         let over = format!("a{fits}");
         assert_eq!(EmailAddress::parse(&over), Err(InvalidEmail::TooLong));
+    }
+
+    /// Every rule the text breaks, each stated on its own.
+    fn broken_rules(text: &str) -> Vec<InvalidEmail> {
+        let normal = text.trim().to_lowercase();
+        let mut broken = Vec::new();
+        if normal.is_empty() {
+            broken.push(InvalidEmail::Empty);
+        }
+        if normal.chars().count() > MAX_EMAIL_CHARS {
+            broken.push(InvalidEmail::TooLong);
+        }
+        if normal.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            broken.push(InvalidEmail::ForbiddenCharacter);
+        }
+        match normal.split_once('@') {
+            Some((local, domain)) if !domain.contains('@') => {
+                if local.is_empty() {
+                    broken.push(InvalidEmail::EmptyLocalPart);
+                }
+                if !domain.contains('.')
+                    || domain.starts_with('.')
+                    || domain.ends_with('.')
+                    || domain.contains("..")
+                {
+                    broken.push(InvalidEmail::BadDomain);
+                }
+            }
+            _ => broken.push(InvalidEmail::NotOneAt),
+        }
+        broken
+    }
+
+    /// Addresses around every rule: case, blanks, '@' and dots, lengths
+    /// around the limit, letters of more than one byte, anything.
+    fn any_address() -> impl Strategy<Value = String> {
+        let labels = proptest::collection::vec("[A-Za-z0-9\u{e9}-]{0,6}", 0..4);
+        prop_oneof![
+            (" ?", "[A-Za-z0-9._+\u{130}-]{0,12}", labels, "[ \t]?").prop_map(
+                |(pre, local, labels, post)| format!("{pre}{local}@{}{post}", labels.join("."))
+            ),
+            "[a@. \t\\x07]{0,12}",
+            (240usize..260).prop_map(|n| format!("{}@example.com", "a".repeat(n - 12))),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn accepts_exactly_what_breaks_no_rule(text in any_address()) {
+            let broken = broken_rules(&text);
+            match EmailAddress::parse(&text) {
+                Ok(email) => {
+                    prop_assert!(broken.is_empty(), "accepted {:?} breaking {:?}", text, broken);
+                    prop_assert_eq!(email.as_str(), text.trim().to_lowercase());
+                    prop_assert_eq!(EmailAddress::parse(email.as_str()), Ok(email.clone()));
+                }
+                Err(error) => prop_assert!(
+                    broken.contains(&error),
+                    "{:?} refused as {:?}, but breaks {:?}", text, error, broken
+                ),
+            }
+        }
+
+        #[test]
+        fn ascii_case_does_not_make_another_account(text in "[A-Za-z]{1,8}@[A-Za-z]{1,8}\\.[A-Za-z]{2,4}") {
+            prop_assert_eq!(
+                EmailAddress::parse(&text.to_uppercase()),
+                EmailAddress::parse(&text.to_lowercase())
+            );
+        }
     }
 }

@@ -46,6 +46,7 @@ impl fmt::Debug for Password {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn the_policy_is_8_to_128_characters() {
@@ -65,5 +66,25 @@ mod tests {
     fn debug_never_shows_the_password() {
         let password = Password::parse("correct horse battery".into()).unwrap();
         assert!(!format!("{password:?}").contains("horse"));
+    }
+
+    proptest! {
+        /// Counted in characters, never trimmed, never changed.
+        #[test]
+        fn accepts_exactly_8_to_128_characters(text in prop_oneof![
+            "[ a-z\u{fc}]{0,10}",
+            "[a-z\u{fc}]{125,131}",
+            any::<String>(),
+        ]) {
+            let chars = text.chars().count();
+            match Password::parse(text.clone()) {
+                Ok(password) => {
+                    prop_assert!((MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars));
+                    prop_assert_eq!(password.expose(), text.as_str());
+                }
+                Err(InvalidPassword::TooShort) => prop_assert!(chars < MIN_PASSWORD_CHARS),
+                Err(InvalidPassword::TooLong) => prop_assert!(chars > MAX_PASSWORD_CHARS),
+            }
+        }
     }
 }

@@ -57,6 +57,7 @@ impl fmt::Debug for UserName {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn names_are_trimmed() {
@@ -83,5 +84,35 @@ mod tests {
             UserName::parse("Ann\u{0}"),
             Err(InvalidUserName::ControlCharacter)
         );
+    }
+
+    proptest! {
+        #[test]
+        fn accepts_exactly_1_to_100_characters_without_control_ones(text in prop_oneof![
+            "[ \t]{0,3}[a-zA-Z\u{e9}' -]{0,12}[ \t]{0,3}",
+            "[a-z\u{e9}]{95,105}",
+            " ?[a-z]{1,5}[\\x00-\\x1f\\x7f\\u{85}][a-z]{0,5}",
+            any::<String>(),
+        ]) {
+            let trimmed = text.trim();
+            let mut broken = Vec::new();
+            if trimmed.is_empty() {
+                broken.push(InvalidUserName::Empty);
+            }
+            if trimmed.chars().count() > MAX_NAME_CHARS {
+                broken.push(InvalidUserName::TooLong);
+            }
+            if trimmed.chars().any(char::is_control) {
+                broken.push(InvalidUserName::ControlCharacter);
+            }
+            match UserName::parse(&text) {
+                Ok(name) => {
+                    prop_assert!(broken.is_empty());
+                    prop_assert_eq!(name.as_str(), trimmed);
+                    prop_assert_eq!(UserName::parse(name.as_str()), Ok(name.clone()));
+                }
+                Err(error) => prop_assert!(broken.contains(&error), "{:?}: {:?}", text, error),
+            }
+        }
     }
 }

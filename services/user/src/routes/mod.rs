@@ -4,8 +4,8 @@
 mod sessions;
 mod users;
 
-pub use sessions::{SessionIssuer, SessionResponse};
-pub use users::UserResponse;
+pub use sessions::{Login, LoginRequest, SessionIssuer, SessionResponse};
+pub use users::{RegisterRequest, Registration, UserResponse};
 
 use actix_web::web;
 use shopmesh_shared::http::method_not_allowed;

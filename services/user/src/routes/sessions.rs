@@ -30,6 +30,24 @@ pub struct LoginRequest {
     password: String,
 }
 
+/// A login whose e-mail address is well formed. The password is only ever
+/// compared with the stored hash, so it is not held to the registration policy.
+pub struct Login {
+    pub email: EmailAddress,
+    pub password: Secret,
+}
+
+impl LoginRequest {
+    /// The checks a login passes before the database is asked; public so that
+    /// the fuzz harness runs exactly these.
+    pub fn validate(self) -> Result<Login, UserError> {
+        Ok(Login {
+            email: EmailAddress::parse(&self.email)?,
+            password: Secret::new(self.password),
+        })
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SessionResponse {
     pub token: String,
@@ -50,11 +68,10 @@ pub async fn login(
     issuer: web::Data<SessionIssuer>,
     behaviour: web::Data<BehaviourPublisher>,
 ) -> Result<HttpResponse, UserError> {
-    let LoginRequest { email, password } = body.into_inner();
-    let email = EmailAddress::parse(&email)?;
+    let Login { email, password } = body.into_inner().validate()?;
     let credentials = storage::credentials_by_email(&pool, &email).await?;
     let stored = credentials.as_ref().map(|c| c.password_hash.clone());
-    let verified = hasher.verify(Secret::new(password), stored).await?;
+    let verified = hasher.verify(password, stored).await?;
     let user_id = match credentials {
         Some(credentials) if verified => credentials.id,
         _ => {

@@ -24,6 +24,25 @@ pub struct RegisterRequest {
     password: String,
 }
 
+/// A registration whose every field passed validation.
+pub struct Registration {
+    pub email: EmailAddress,
+    pub name: UserName,
+    pub password: Password,
+}
+
+impl RegisterRequest {
+    /// Every check a registration passes before anything is hashed or
+    /// written; public so that the fuzz harness runs exactly these.
+    pub fn validate(self) -> Result<Registration, UserError> {
+        Ok(Registration {
+            email: EmailAddress::parse(&self.email)?,
+            name: UserName::parse(&self.name)?,
+            password: Password::parse(self.password)?,
+        })
+    }
+}
+
 /// A user as every endpoint shows it; the password hash never leaves storage.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserResponse {
@@ -57,14 +76,11 @@ pub async fn register(
     outbox_wake: web::Data<Notify>,
     hasher: web::Data<PasswordHasher>,
 ) -> Result<HttpResponse, UserError> {
-    let RegisterRequest {
+    let Registration {
         email,
         name,
         password,
-    } = body.into_inner();
-    let email = EmailAddress::parse(&email)?;
-    let name = UserName::parse(&name)?;
-    let password = Password::parse(password)?;
+    } = body.into_inner().validate()?;
     // Before the transaction: hashing takes tens of milliseconds, and a
     // transaction held open that long would serialise SQLite writers behind it.
     let password_hash = hasher.hash(password).await?;

@@ -1,0 +1,8 @@
+//! libFuzzer entry of the `event_message` target; its body (and the invariants it
+//! checks) is in the harness, `fuzz-harness/src/`.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    shopmesh_fuzz::event_message(data);
+});

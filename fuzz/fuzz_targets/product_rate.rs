@@ -1,0 +1,8 @@
+//! libFuzzer entry of the `product_rate` target; its body (and the invariants it
+//! checks) is in the harness, `fuzz-harness/src/`.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    shopmesh_fuzz::product_rate(data);
+});
