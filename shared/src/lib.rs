@@ -11,6 +11,8 @@ pub mod auth;
 pub mod behaviour;
 pub mod codec;
 pub mod db;
+pub mod db_outage;
+pub mod db_span;
 pub mod events;
 pub mod http;
 pub mod metrics;

@@ -16,6 +16,7 @@
 //! duplicate window makes that harmless inside it.
 
 use crate::db::DatabaseKind;
+use crate::db_span::traced;
 use crate::events::{EventId, EventType, Timestamp};
 use crate::nats::headers::{TraceHeaders, extract_context};
 use crate::nats::{EventPublisher, OutboundEvent};
@@ -68,8 +69,8 @@ pub async fn ensure_schema(pool: &AnyPool, kind: DatabaseKind) -> Result<(), sql
         DatabaseKind::Sqlite => SQLITE_SCHEMA,
         DatabaseKind::Postgres => POSTGRES_SCHEMA,
     };
-    sqlx::query(table).execute(pool).await?;
-    sqlx::query(PENDING_INDEX).execute(pool).await?;
+    sqlx::query(table).execute(traced(pool)).await?;
+    sqlx::query(PENDING_INDEX).execute(traced(pool)).await?;
     Ok(())
 }
 
@@ -88,7 +89,7 @@ pub async fn enqueue(conn: &mut AnyConnection, event: &OutboundEvent) -> Result<
     .bind(event.trace.traceparent.clone())
     .bind(event.trace.tracestate.clone())
     .bind(Timestamp::now().as_millis())
-    .execute(conn)
+    .execute(traced(conn))
     .await?;
     Ok(())
 }
@@ -96,7 +97,7 @@ pub async fn enqueue(conn: &mut AnyConnection, event: &OutboundEvent) -> Result<
 /// Rows not yet published.
 pub async fn backlog(pool: &AnyPool) -> Result<i64, sqlx::Error> {
     let row = sqlx::query("SELECT COUNT(*) FROM shopmesh_outbox WHERE published_at_ms IS NULL")
-        .fetch_one(pool)
+        .fetch_one(traced(pool))
         .await?;
     row.try_get::<i64, _>(0)
 }
@@ -230,7 +231,7 @@ impl OutboxRelay {
              FROM shopmesh_outbox WHERE published_at_ms IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(traced(&self.pool))
         .await?;
         rows.into_iter()
             .map(|row| {
@@ -267,7 +268,7 @@ impl OutboxRelay {
         .bind(Timestamp::now().as_millis())
         .bind(stream_sequence as i64)
         .bind(seq)
-        .execute(&self.pool)
+        .execute(traced(&self.pool))
         .await?;
         Ok(())
     }
@@ -300,7 +301,7 @@ impl OutboxRelay {
             "DELETE FROM shopmesh_outbox WHERE published_at_ms IS NOT NULL AND published_at_ms < $1",
         )
         .bind(cutoff)
-        .execute(&self.pool)
+        .execute(traced(&self.pool))
         .await?;
         Ok(result.rows_affected())
     }

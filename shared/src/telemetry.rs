@@ -280,8 +280,13 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
             .with_writer(std::io::stderr)
             .with_filter(filter(&settings.log_filter))
     });
-    let text_logs = (!settings.log_json)
-        .then(|| tracing_subscriber::fmt::layer().with_filter(filter(&settings.log_filter)));
+    // Standard error for both formats: fmt's default writer is standard
+    // output, where a command's results go and which `shopmesh up` discards.
+    let text_logs = (!settings.log_json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter(&settings.log_filter))
+    });
     tracing_subscriber::registry()
         .with(json_logs)
         .with(text_logs)

@@ -1,5 +1,7 @@
-//! The three domain services on one nats-server, each with a fresh database
-//! of the same kind, started in-process on free ports.
+//! The domain services on one nats-server, each with a fresh database of the
+//! same kind: in-process on free ports (`start`), or as their binaries
+//! (`start_native`, `start_native_with`, which can add analytics, extra
+//! environment, log files and a NATS password).
 
 #![allow(dead_code)] // each test file uses part of this helper
 
@@ -16,10 +18,51 @@ pub struct Mesh {
     pub user: String,
     pub product: String,
     pub order: String,
+    /// The analytics service, when started natively with it.
+    pub analytics: Option<String>,
     pub http: reqwest::Client,
-    /// The service processes, when started natively (`start_native`).
+    /// The service processes, when started natively (`start_native`): user,
+    /// product, order, then analytics when asked for.
     pub processes: Vec<Child>,
     _databases: Vec<TestDatabase>,
+}
+
+/// How [`Mesh::start_native_with`] runs the service binaries.
+#[derive(Debug, Default, Clone)]
+pub struct NativeOptions {
+    /// Also run `shopmesh-analytics`.
+    pub analytics: bool,
+    /// More environment for every service, applied last (it wins over the
+    /// defaults, `RUST_LOG=warn` included).
+    pub env: Vec<(String, String)>,
+    /// Each service's standard output and error go to
+    /// `<dir>/<service>.stdout` and `<dir>/<service>.stderr`; otherwise
+    /// standard output is dropped and standard error (the logs) goes to the
+    /// test's own.
+    pub log_dir: Option<PathBuf>,
+    /// NATS user and password: the broker admits only them and every service
+    /// gets them through `NATS_USER` / `NATS_PASSWORD`.
+    pub nats_credentials: Option<(String, String)>,
+    /// Also write those credentials into every `NATS_URL`
+    /// (`nats://user:password@host:port`), the other way operators give them.
+    pub nats_credentials_in_url: bool,
+    /// A password written into Postgres `DATABASE_URL`s (the test server
+    /// trusts local connections, so it is carried but not checked), for tests
+    /// that look for it where it must not be.
+    pub database_password: Option<String>,
+}
+
+/// `postgres://user@host/db` with `password` after the user.
+fn with_password(url: &str, password: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    match url[scheme_end..].find('@') {
+        Some(at) => {
+            let at = scheme_end + at;
+            let user = url[scheme_end..at].split(':').next().unwrap_or_default();
+            format!("{}{user}:{password}{}", &url[..scheme_end], &url[at..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 impl Drop for Mesh {
@@ -116,6 +159,7 @@ impl Mesh {
             user,
             product,
             order,
+            analytics: None,
             http: reqwest::Client::new(),
             processes: Vec::new(),
             _databases: databases,
@@ -125,27 +169,79 @@ impl Mesh {
     /// The mesh as operators run it: the three service binaries as processes,
     /// configured only through their environment, on databases of `kind`.
     pub async fn start_native(kind: DatabaseKind) -> Self {
-        let backbone = TestBackbone::start().await;
-        let databases = vec![
+        Self::start_native_with(kind, NativeOptions::default()).await
+    }
+
+    /// [`Mesh::start_native`] with `options`.
+    pub async fn start_native_with(kind: DatabaseKind, options: NativeOptions) -> Self {
+        let backbone = match &options.nats_credentials {
+            Some((user, password)) => TestBackbone::start_with_password(user, password).await,
+            None => TestBackbone::start().await,
+        };
+        let mut databases = vec![
             database_like(kind).await,
             database_like(kind).await,
             database_like(kind).await,
         ];
+        if let Some(password) = &options.database_password {
+            for database in &mut databases {
+                if database.kind == DatabaseKind::Postgres {
+                    database.url = with_password(&database.url, password);
+                }
+            }
+        }
+        let mut services: Vec<(&str, Env)> = ["user", "product", "order"]
+            .into_iter()
+            .zip(&databases)
+            .map(|(service, database)| (service, env(&backbone, database)))
+            .collect();
+        if options.analytics {
+            services.push((
+                "analytics",
+                Env::from_pairs([
+                    ("SHOPMESH_HTTP_WORKERS", "1".to_owned()),
+                    ("SHOPMESH_ANALYTICS_ARBITERS", "2".to_owned()),
+                    ("NATS_URL", backbone.server.url()),
+                ]),
+            ));
+        }
         let mut urls = Vec::new();
         let mut processes = Vec::new();
-        for (service, database) in ["user", "product", "order"].iter().zip(&databases) {
+        for (service, service_env) in services {
             let port = free_port();
             let mut command = Command::new(service_binary(&format!("shopmesh-{service}")));
-            for (name, value) in env(&backbone, database).pairs() {
+            for (name, value) in service_env.pairs() {
                 command.env(name, value);
             }
-            let child = command
+            command
                 .env("SHOPMESH_HTTP_PORT", port.to_string())
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            processes.push(child);
+                .env("RUST_LOG", "warn");
+            if let Some((user, password)) = &options.nats_credentials {
+                command
+                    .env("NATS_USER", user)
+                    .env("NATS_PASSWORD", password);
+                if options.nats_credentials_in_url {
+                    let url = backbone.server.url();
+                    let url = url.replacen("nats://", &format!("nats://{user}:{password}@"), 1);
+                    command.env("NATS_URL", url);
+                }
+            }
+            for (name, value) in &options.env {
+                command.env(name, value);
+            }
+            match &options.log_dir {
+                Some(dir) => {
+                    let file = |stream: &str| {
+                        std::fs::File::create(dir.join(format!("{service}.{stream}")))
+                            .expect("create a service log file")
+                    };
+                    command.stdout(file("stdout")).stderr(file("stderr"));
+                }
+                None => {
+                    command.stdout(Stdio::null());
+                }
+            }
+            processes.push(command.spawn().unwrap());
             urls.push(format!("http://127.0.0.1:{port}"));
         }
         let http = reqwest::Client::new();
@@ -162,6 +258,7 @@ impl Mesh {
             )
             .await;
         }
+        let analytics = options.analytics.then(|| urls.pop().unwrap());
         let order = urls.pop().unwrap();
         let product = urls.pop().unwrap();
         let user = urls.pop().unwrap();
@@ -170,14 +267,15 @@ impl Mesh {
             user,
             product,
             order,
+            analytics,
             http,
             processes,
             _databases: databases,
         }
     }
 
-    /// SIGKILL to the native service at `index` (0 user, 1 product, 2 order),
-    /// which then leaves the list.
+    /// SIGKILL to the native service at `index` (0 user, 1 product, 2 order,
+    /// 3 analytics), which then leaves the list.
     pub fn kill_native(&mut self, index: usize) {
         let mut child = self.processes.remove(index);
         child.kill().unwrap();

@@ -30,22 +30,27 @@ pub enum InventoryError {
     Unexpected(#[from] anyhow::Error),
 }
 
-pub async fn lookup(
-    state: &AppState,
-    request: &LookupRequest,
-) -> Result<LookupResponse, InventoryError> {
+/// The ids a lookup asks for, each once, in the order first asked.
+pub fn lookup_ids(request: &LookupRequest) -> Result<Vec<ProductId>, InventoryError> {
     if request.product_ids.len() > MAX_ITEMS {
         return Err(InventoryError::Invalid(format!(
             "at most {MAX_ITEMS} product ids per lookup"
         )));
     }
     let mut seen = HashSet::new();
-    let ids: Vec<ProductId> = request
+    Ok(request
         .product_ids
         .iter()
         .copied()
         .filter(|id| seen.insert(*id))
-        .collect();
+        .collect())
+}
+
+pub async fn lookup(
+    state: &AppState,
+    request: &LookupRequest,
+) -> Result<LookupResponse, InventoryError> {
+    let ids = lookup_ids(request)?;
     let found = reservations::lookup(&state.pool, &ids)
         .await
         .context("look up products")?;

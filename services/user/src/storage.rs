@@ -7,6 +7,7 @@
 use crate::domain::{EmailAddress, UserName};
 use crate::password::PasswordHashString;
 use anyhow::Context;
+use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::UserId;
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -55,7 +56,7 @@ pub async fn insert_user(conn: &mut AnyConnection, user: &NewUser<'_>) -> Result
     .bind(user.name.as_str())
     .bind(user.password_hash.as_str())
     .bind(user.created_at_ms)
-    .execute(conn)
+    .execute(traced(conn))
     .await;
     match result {
         Ok(_) => Ok(()),
@@ -79,7 +80,7 @@ pub async fn credentials_by_email(
 ) -> anyhow::Result<Option<Credentials>> {
     let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
         .bind(email.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(traced(pool))
         .await
         .context("reading credentials")?;
     row.map(|row| {
@@ -95,7 +96,7 @@ pub async fn credentials_by_email(
 pub async fn user_by_id(pool: &AnyPool, id: UserId) -> anyhow::Result<Option<User>> {
     let row = sqlx::query("SELECT id, email, name FROM users WHERE id = $1")
         .bind(id.to_string())
-        .fetch_optional(pool)
+        .fetch_optional(traced(pool))
         .await
         .context("reading a user")?;
     row.map(|row| {

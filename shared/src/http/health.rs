@@ -28,7 +28,7 @@ impl ReadinessCheck {
             let pool = pool.clone();
             async move {
                 sqlx::query("SELECT 1")
-                    .execute(&pool)
+                    .execute(crate::db_span::traced(&pool))
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())

@@ -39,6 +39,72 @@ impl fmt::Display for ServerVersion {
     }
 }
 
+/// The servers of a `NATS_URL`: one URL, or a comma-separated list of a
+/// cluster's servers (the client starts with whichever answers, so a service
+/// can start while one of them is down).
+pub fn server_urls(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// Credentials written into a server URL (`nats://user:password@host`).
+#[derive(Debug, PartialEq, Eq)]
+enum UrlCredentials {
+    UserAndPassword(String, String),
+    /// `nats://token@host`.
+    Token(String),
+}
+
+/// `url` without `user:password@`, and what was there (percent-decoded).
+///
+/// async-nats 0.51 logs every connection attempt at debug level with the
+/// parsed URL, password included, and does not authenticate with URL
+/// credentials at all; our connection errors quote the URL too. So the
+/// credentials leave the URL here, authenticate through the connect options,
+/// and the URL that goes on is safe to log.
+fn split_credentials(url: &str) -> (String, Option<UrlCredentials>) {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let userinfo = &rest[..at];
+    let credentials = match userinfo.split_once(':') {
+        Some((user, password)) => {
+            UrlCredentials::UserAndPassword(percent_decoded(user), percent_decoded(password))
+        }
+        None => UrlCredentials::Token(percent_decoded(userinfo)),
+    };
+    let bare = format!("{}{}", &url[..authority_start], &rest[at + 1..]);
+    (bare, Some(credentials))
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Connects with the settings' credentials, names the connection after
 /// `client_name`, and refuses a server older than [`MIN_SERVER_VERSION`].
 pub async fn connect(
@@ -51,21 +117,38 @@ pub async fn connect(
         // Keep trying after the first connection: a restarted broker must not
         // end a service, and the outbox and retries cover the gap.
         .max_reconnects(None);
+    let mut servers = Vec::new();
+    let mut url_credentials = None;
+    for server in server_urls(&settings.url) {
+        let (bare, credentials) = split_credentials(server);
+        servers.push(bare);
+        url_credentials = url_credentials.or(credentials);
+    }
+    // The URL (no longer) carries the password: this one is safe to show.
+    let shown_url = servers.join(",");
     if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
         options = options.user_and_password(user.clone(), password.expose().to_owned());
+    } else {
+        match url_credentials {
+            Some(UrlCredentials::UserAndPassword(user, password)) => {
+                options = options.user_and_password(user, password);
+            }
+            Some(UrlCredentials::Token(token)) => options = options.token(token),
+            None => {}
+        }
     }
     let client = options
-        .connect(settings.url.as_str())
+        .connect(servers)
         .await
         .map_err(|source| BackboneError::Connect {
-            url: settings.url.clone(),
+            url: shown_url.clone(),
             source,
         })?;
     let found = client.server_info().version;
     match ServerVersion::parse(&found) {
         Some(version) if version >= ServerVersion::minimum() => Ok(client),
         _ => Err(BackboneError::ServerTooOld {
-            url: settings.url.clone(),
+            url: shown_url,
             found,
             needed: MIN_SERVER_VERSION,
         }),
@@ -88,6 +171,50 @@ pub fn jetstream_context(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        assert_eq!(
+            split_credentials("nats://shop:s3cr%40t@nats:4222"),
+            (
+                "nats://nats:4222".to_owned(),
+                Some(UrlCredentials::UserAndPassword(
+                    "shop".into(),
+                    "s3cr@t".into()
+                ))
+            )
+        );
+        assert_eq!(
+            split_credentials("tls://t0ken@nats:4222/x@y"),
+            (
+                "tls://nats:4222/x@y".to_owned(),
+                Some(UrlCredentials::Token("t0ken".into()))
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_owned(), None)
+        );
+        assert_eq!(
+            split_credentials("u:p@localhost:4222"),
+            (
+                "localhost:4222".to_owned(),
+                Some(UrlCredentials::UserAndPassword("u".into(), "p".into()))
+            )
+        );
+    }
+
+    #[test]
+    fn a_url_list_names_every_server() {
+        assert_eq!(
+            server_urls("nats://a:4222, nats://b:4222,,nats://c:4222"),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+        assert_eq!(
+            server_urls("nats://127.0.0.1:4222"),
+            ["nats://127.0.0.1:4222"]
+        );
+    }
 
     #[test]
     fn versions_compare_numerically() {

@@ -3,6 +3,7 @@
 use super::{category, product_id};
 use crate::domain::Quantity;
 use serde::Serialize;
+use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::{Category, ProductId, Timestamp, UserId};
 use shopmesh_shared::rpc::ProductInfo;
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -47,7 +48,7 @@ pub async fn add(
     .bind(product.price_cents)
     .bind(Timestamp::now().as_millis())
     .bind(i64::from(Quantity::MAX))
-    .fetch_optional(pool)
+    .fetch_optional(traced(pool))
     .await?;
     row.map(|row| row.try_get::<i64, _>(0).map(|q| q as u32))
         .transpose()
@@ -64,7 +65,7 @@ pub async fn remove(
     )
     .bind(user.to_string())
     .bind(product.to_string())
-    .fetch_optional(pool)
+    .fetch_optional(traced(pool))
     .await?;
     row.map(|row| category(&row.try_get::<String, _>(0)?))
         .transpose()
@@ -77,7 +78,7 @@ pub async fn lines(conn: &mut AnyConnection, user: UserId) -> Result<Vec<CartLin
          FROM cart_items WHERE user_id = $1 ORDER BY name, product_id",
     )
     .bind(user.to_string())
-    .fetch_all(conn)
+    .fetch_all(traced(conn))
     .await?;
     rows.iter()
         .map(|row| {
@@ -96,7 +97,7 @@ pub async fn lines(conn: &mut AnyConnection, user: UserId) -> Result<Vec<CartLin
 pub async fn clear(conn: &mut AnyConnection, user: UserId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
         .bind(user.to_string())
-        .execute(conn)
+        .execute(traced(conn))
         .await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use super::{category, product_id};
 use crate::domain::{ListQuery, NewProduct, Product, ProductChange};
+use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::ProductId;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
@@ -39,7 +40,7 @@ pub async fn insert(
     .bind(new.price_cents.get())
     .bind(new.stock.get())
     .bind(now_ms)
-    .fetch_one(conn)
+    .fetch_one(traced(conn))
     .await?;
     from_row(&row)
 }
@@ -63,7 +64,7 @@ pub async fn update(
     .bind(change.stock().map(|s| s.get()))
     .bind(now_ms)
     .bind(id.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(traced(conn))
     .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -75,7 +76,7 @@ pub async fn get(pool: &AnyPool, id: ProductId) -> sqlx::Result<Option<Product>>
          FROM products WHERE id = $1",
     )
     .bind(id.to_string())
-    .fetch_optional(pool)
+    .fetch_optional(traced(pool))
     .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -112,11 +113,11 @@ pub async fn list(pool: &AnyPool, query: &ListQuery) -> sqlx::Result<(Vec<Produc
         count = count.bind(value.clone());
         page = page.bind(value);
     }
-    let total: i64 = count.fetch_one(pool).await?.try_get(0)?;
+    let total: i64 = count.fetch_one(traced(pool)).await?.try_get(0)?;
     let rows = page
         .bind(i64::from(query.per_page.get()))
         .bind(query.offset())
-        .fetch_all(pool)
+        .fetch_all(traced(pool))
         .await?;
     let items = rows.iter().map(from_row).collect::<sqlx::Result<_>>()?;
     Ok((items, total))

@@ -2,6 +2,7 @@
 
 use super::category;
 use crate::domain::{Rating, Stars};
+use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::{ProductId, UserId};
 use sqlx::{AnyConnection, Row};
 
@@ -24,7 +25,7 @@ pub async fn rate(
         "UPDATE products SET rating_count = rating_count WHERE id = $1 RETURNING category",
     )
     .bind(&product_text)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(traced(&mut *conn))
     .await?
     else {
         return Ok(None);
@@ -35,7 +36,7 @@ pub async fn rate(
         sqlx::query("SELECT stars FROM ratings WHERE product_id = $1 AND user_id = $2")
             .bind(&product_text)
             .bind(&user_text)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(traced(&mut *conn))
             .await?
             .map(|row| row.try_get(0))
             .transpose()?;
@@ -50,7 +51,7 @@ pub async fn rate(
             .bind(now_ms)
             .bind(&product_text)
             .bind(&user_text)
-            .execute(&mut *conn)
+            .execute(traced(&mut *conn))
             .await?;
             (0_i64, stars_value - old)
         }
@@ -63,7 +64,7 @@ pub async fn rate(
             .bind(&user_text)
             .bind(stars_value)
             .bind(now_ms)
-            .execute(&mut *conn)
+            .execute(traced(&mut *conn))
             .await?;
             (1, stars_value)
         }
@@ -77,7 +78,7 @@ pub async fn rate(
     .bind(added)
     .bind(delta)
     .bind(&product_text)
-    .fetch_one(&mut *conn)
+    .fetch_one(traced(&mut *conn))
     .await?;
     Ok(Some(Rating {
         product_id: product,

@@ -2,6 +2,7 @@
 //! in `products` that go with it, plus the read behind the lookup RPC.
 
 use super::{category, product_id};
+use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::{Category, OrderId, ProductId};
 use shopmesh_shared::rpc::{ProductInfo, ReservedLine};
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
@@ -29,7 +30,7 @@ pub async fn lookup(pool: &AnyPool, ids: &[ProductId]) -> sqlx::Result<Vec<Produ
     for id in ids {
         query = query.bind(id.to_string());
     }
-    let rows = query.fetch_all(pool).await?;
+    let rows = query.fetch_all(traced(pool)).await?;
     rows.iter()
         .map(|row| {
             Ok(ProductInfo {
@@ -50,7 +51,7 @@ pub async fn find(conn: &mut AnyConnection, order: OrderId) -> sqlx::Result<Vec<
          FROM reservations WHERE order_id = $1 ORDER BY product_id",
     )
     .bind(order.to_string())
-    .fetch_all(conn)
+    .fetch_all(traced(conn))
     .await?;
     rows.iter()
         .map(|row| {
@@ -84,7 +85,7 @@ pub async fn take(
     .bind(quantity)
     .bind(now_ms)
     .bind(product.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(traced(conn))
     .await?;
     row.as_ref().map(stock_move).transpose()
 }
@@ -104,7 +105,7 @@ pub async fn give_back(
     .bind(quantity)
     .bind(now_ms)
     .bind(product.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(traced(conn))
     .await?;
     row.as_ref().map(stock_move).transpose()
 }
@@ -123,7 +124,7 @@ fn stock_move(row: &sqlx::any::AnyRow) -> sqlx::Result<StockMove> {
 pub async fn stock_of(conn: &mut AnyConnection, product: ProductId) -> sqlx::Result<Option<i64>> {
     sqlx::query("SELECT stock FROM products WHERE id = $1")
         .bind(product.to_string())
-        .fetch_optional(conn)
+        .fetch_optional(traced(conn))
         .await?
         .map(|row| row.try_get(0))
         .transpose()
@@ -145,7 +146,7 @@ pub async fn insert(
     .bind(line.unit_price_cents)
     .bind(line.category.as_str())
     .bind(line.name.as_str())
-    .execute(conn)
+    .execute(traced(conn))
     .await?;
     Ok(())
 }
@@ -160,7 +161,7 @@ pub async fn remove(
     let rows =
         sqlx::query("DELETE FROM reservations WHERE order_id = $1 RETURNING product_id, quantity")
             .bind(order.to_string())
-            .fetch_all(conn)
+            .fetch_all(traced(conn))
             .await?;
     let mut lines = rows
         .iter()
