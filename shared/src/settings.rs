@@ -176,7 +176,8 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
 /// Where and how to reach NATS.
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
-    /// `NATS_URL`, default `nats://127.0.0.1:4222`.
+    /// `NATS_URL`, default `nats://127.0.0.1:4222`; a comma-separated list
+    /// names a cluster's servers.
     pub url: String,
     /// `NATS_USER` / `NATS_PASSWORD`: user and password, when the server asks for them.
     pub user: Option<String>,

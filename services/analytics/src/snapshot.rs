@@ -46,14 +46,28 @@ pub struct SnapshotStore {
 }
 
 impl SnapshotStore {
-    /// Opens the bucket, creating it on first use.
+    /// Opens the bucket, creating it with one replica on first use.
     pub async fn open(js: &jetstream::Context, bucket: &str) -> anyhow::Result<Self> {
+        Self::open_replicated(js, bucket, 1).await
+    }
+
+    /// Opens the bucket, creating it on first use with `replicas` copies:
+    /// the service passes the events stream's `SHOPMESH_STREAM_REPLICAS`, so
+    /// that in a cluster the snapshots survive the loss of a server like the
+    /// events do (with one copy on the lost server, a restart could load no
+    /// snapshot). An existing bucket keeps the replicas it was created with.
+    pub async fn open_replicated(
+        js: &jetstream::Context,
+        bucket: &str,
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
         let store = match js.get_object_store(bucket).await {
             Ok(store) => store,
             Err(_) => js
                 .create_object_store(object_store::Config {
                     bucket: bucket.to_owned(),
                     description: Some("shopmesh analytics partition snapshots".into()),
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
@@ -65,12 +79,32 @@ impl SnapshotStore {
     /// The partition's last snapshot, or `None` when it has none yet. A
     /// snapshot that exists but does not decode stops the start: replaying
     /// from the beginning could silently miss events the stream no longer has.
+    /// Reading it is retried (see [`retrying`]).
     pub async fn load(
         &self,
         partition: Partition,
     ) -> anyhow::Result<Option<(PartitionState, SnapshotInfo)>> {
         let name = object_name(partition);
-        let mut object = match self.store.get(&name).await {
+        let Some((bytes, taken_at_ms)) = retrying(&format!("read snapshot {name}"), async || {
+            self.fetch(&name).await
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        let state: PartitionState = shopmesh_shared::codec::decode_value(&bytes)
+            .with_context(|| format!("snapshot {name} does not decode"))?;
+        let info = SnapshotInfo {
+            bytes: bytes.len(),
+            taken_at_ms,
+            last_sequence: state.last_sequence,
+        };
+        Ok(Some((state, info)))
+    }
+
+    /// The object's bytes and modification time (ms), `None` when missing.
+    async fn fetch(&self, name: &str) -> anyhow::Result<Option<(Vec<u8>, i64)>> {
+        let mut object = match self.store.get(name).await {
             Ok(object) => object,
             Err(error) if error.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(anyhow::anyhow!("cannot read snapshot {name}: {error}")),
@@ -85,14 +119,7 @@ impl SnapshotStore {
             .read_to_end(&mut bytes)
             .await
             .with_context(|| format!("cannot read snapshot {name}"))?;
-        let state: PartitionState = shopmesh_shared::codec::decode_value(&bytes)
-            .with_context(|| format!("snapshot {name} does not decode"))?;
-        let info = SnapshotInfo {
-            bytes: bytes.len(),
-            taken_at_ms,
-            last_sequence: state.last_sequence,
-        };
-        Ok(Some((state, info)))
+        Ok(Some((bytes, taken_at_ms)))
     }
 
     pub async fn save(&self, partition: Partition, bytes: &[u8]) -> anyhow::Result<()> {
@@ -130,7 +157,23 @@ impl SnapshotStore {
 /// Recreates `partition`'s durable consumer so it delivers from
 /// `start_sequence` (from the beginning when `None`), with the configuration
 /// the shared `ConsumerRunner` uses (it then finds and reuses this consumer).
+/// Retried as a whole (see [`retrying`]): a delete whose answer timed out
+/// may or may not have happened, and the next attempt deletes again.
 pub async fn reset_consumer(
+    js: &jetstream::Context,
+    streams: &StreamSettings,
+    settings: &ConsumerSettings,
+    partition: Partition,
+    start_sequence: Option<u64>,
+) -> anyhow::Result<()> {
+    let name = consumer_name(GROUP, partition);
+    retrying(&format!("reset consumer {name}"), async || {
+        recreate_consumer(js, streams, settings, partition, start_sequence).await
+    })
+    .await
+}
+
+async fn recreate_consumer(
     js: &jetstream::Context,
     streams: &StreamSettings,
     settings: &ConsumerSettings,
@@ -167,6 +210,39 @@ pub async fn reset_consumer(
         .await
         .map_err(|e| anyhow::anyhow!("cannot create consumer {name}: {e}"))?;
     Ok(())
+}
+
+/// Attempts at a start-up step against JetStream before giving up.
+const START_ATTEMPTS: u32 = 8;
+
+/// Runs `step` until it succeeds, at most [`START_ATTEMPTS`] times with a
+/// growing pause (0.25 s doubling to 2 s: about 10 s besides the steps' own
+/// timeouts). After a cluster lost a server, JetStream requests time out
+/// now and then (in the cluster fault test about one snapshot read or
+/// consumer reset in three, minutes after the loss): a start then must wait
+/// it out, not exit.
+async fn retrying<T>(
+    what: &str,
+    mut step: impl AsyncFnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut pause = std::time::Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(error) if attempt < START_ATTEMPTS => {
+                tracing::warn!(
+                    attempt,
+                    error = format!("{error:#}"),
+                    "{what} failed; retrying"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                attempt += 1;
+            }
+            Err(error) => return Err(error.context(format!("{what}: {attempt} attempts failed"))),
+        }
+    }
 }
 
 /// Messages the partition's consumer has yet to deliver or see acknowledged.

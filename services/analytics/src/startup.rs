@@ -13,17 +13,20 @@ use crate::gather::Partitions;
 use crate::items::ItemGraph;
 use crate::router::PartitionRouter;
 use crate::settings::Settings;
-use crate::snapshot::{self, GROUP, SnapshotStore};
+use crate::snapshot::{self, GROUP, SnapshotInfo, SnapshotStore};
+use crate::state::PartitionState;
 use crate::{NAME, routes};
 use actix::{Actor, Addr, Arbiter};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
+use futures::{StreamExt, TryStreamExt};
 use shopmesh_shared::http::ReadinessCheck;
 use shopmesh_shared::nats::{
     BackboneError, ConsumerRunner, connect, jetstream_context, provision_streams,
 };
 use shopmesh_shared::rpc::RpcServer;
 use shopmesh_shared::service::{bind, http_server};
+use shopmesh_shared::subjects::Partition;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -31,6 +34,46 @@ use tokio_util::sync::CancellationToken;
 
 /// How long shutdown waits for the last snapshots to be stored.
 const UPLOAD_DRAIN: Duration = Duration::from_secs(10);
+
+/// Partitions loaded at once at start-up.
+const PARALLEL_LOADS: usize = 8;
+
+/// A partition's last snapshot (or an empty state), with its durable
+/// consumer reset to deliver what follows the snapshot.
+async fn load_partition(
+    js: &async_nats::jetstream::Context,
+    store: &SnapshotStore,
+    settings: &Settings,
+    partition: Partition,
+    first_in_stream: u64,
+) -> anyhow::Result<(Partition, PartitionState, Option<SnapshotInfo>)> {
+    let (state, loaded) = match store.load(partition).await? {
+        Some((state, info)) => (state, Some(info)),
+        None => (Default::default(), None),
+    };
+    let start = loaded.map(|info| info.last_sequence + 1);
+    if let Some(start) = start
+        && start < first_in_stream
+    {
+        tracing::warn!(
+            %partition,
+            from_sequence = start,
+            first_in_stream,
+            "the stream no longer holds every event after this partition's snapshot; \
+             its figures miss the ones retention dropped"
+        );
+    }
+    snapshot::reset_consumer(
+        js,
+        &settings.backbone.streams,
+        &settings.backbone.consumer,
+        partition,
+        start,
+    )
+    .await?;
+    tracing::info!(%partition, from_sequence = start.unwrap_or(1), "partition loaded");
+    Ok((partition, state, loaded))
+}
 
 pub struct Application {
     port: u16,
@@ -49,7 +92,12 @@ impl Application {
         let client = connect(&settings.backbone.nats, NAME).await?;
         let js = jetstream_context(client.clone(), &settings.backbone.publisher);
         provision_streams(&js, &settings.backbone.streams).await?;
-        let store = SnapshotStore::open(&js, &settings.snapshots.bucket).await?;
+        let store = SnapshotStore::open_replicated(
+            &js,
+            &settings.snapshots.bucket,
+            settings.backbone.streams.replicas,
+        )
+        .await?;
         let clock = Clock::system();
         let arbiters: Vec<Arbiter> = (0..settings.arbiters).map(|_| Arbiter::new()).collect();
 
@@ -65,35 +113,15 @@ impl Application {
         let mut by_index: Vec<Option<Addr<PartitionActor>>> = vec![None; count];
         let mut actors = Vec::with_capacity(owned.len());
         let mut uploaders = Vec::with_capacity(owned.len());
-        let mut loaded_states = Vec::with_capacity(owned.len());
-        for &partition in &owned {
-            let (state, loaded) = match store.load(partition).await? {
-                Some((state, info)) => (state, Some(info)),
-                None => (Default::default(), None),
-            };
-            let start = loaded.map(|info| info.last_sequence + 1);
-            if let Some(start) = start
-                && start < first_in_stream
-            {
-                tracing::warn!(
-                    %partition,
-                    from_sequence = start,
-                    first_in_stream,
-                    "the stream no longer holds every event after this partition's snapshot; \
-                     its figures miss the ones retention dropped"
-                );
-            }
-            snapshot::reset_consumer(
-                &js,
-                &settings.backbone.streams,
-                &settings.backbone.consumer,
-                partition,
-                start,
-            )
+        // Partitions load concurrently: each is a few JetStream round trips
+        // (snapshot read, consumer reset), slow in a cluster and slower still
+        // while it has lost a server (timeouts, then retries); one after the
+        // other, 32 partitions took minutes to start there.
+        let loaded_states: Vec<_> = futures::stream::iter(owned.iter().copied())
+            .map(|partition| load_partition(&js, &store, &settings, partition, first_in_stream))
+            .buffered(PARALLEL_LOADS)
+            .try_collect()
             .await?;
-            tracing::info!(%partition, from_sequence = start.unwrap_or(1), "partition loaded");
-            loaded_states.push((partition, state, loaded));
-        }
         // The product-keyed view is derived: rebuilt from the states just
         // loaded, then kept up to date by the actors.
         let items = Arc::new(ItemGraph::from_states(

@@ -26,13 +26,28 @@ pub enum OrderError {
     AlreadyCancelled,
     #[error("the product service is unavailable: {0}")]
     ProductServiceUnavailable(#[source] RpcError),
+    #[error("the database is unavailable: {0:#}")]
+    DatabaseUnavailable(anyhow::Error),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
 }
 
 impl From<sqlx::Error> for OrderError {
     fn from(error: sqlx::Error) -> Self {
-        OrderError::Unexpected(anyhow::Error::new(error).context("database"))
+        anyhow::Error::new(error).context("database").into()
+    }
+}
+
+/// An error from the storage layer (which adds context with `anyhow`) or
+/// anywhere else: a database out of reach is a 503 that heals by itself,
+/// anything else unexpected.
+impl From<anyhow::Error> for OrderError {
+    fn from(error: anyhow::Error) -> Self {
+        if shopmesh_shared::db_outage::caused_by_outage(&error) {
+            OrderError::DatabaseUnavailable(error)
+        } else {
+            OrderError::Unexpected(error)
+        }
     }
 }
 
@@ -89,6 +104,12 @@ impl OrderError {
             OrderError::ProductServiceUnavailable(_) => Problem::unavailable(
                 "the product service cannot be reached; nothing was changed, try again later",
             ),
+            // A checkout whose commit was cut off may have been placed after
+            // all: the detail says where to look rather than "nothing changed".
+            OrderError::DatabaseUnavailable(_) => Problem::unavailable(
+                "the order database cannot be reached; try again later \
+                 (a checkout cut off at this point shows in GET /orders if it was placed)",
+            ),
             OrderError::Unexpected(_) => Problem::internal(),
         }
     }
@@ -104,5 +125,23 @@ impl ResponseError for OrderError {
             tracing::error!(error = ?self, "request failed");
         }
         self.problem().error_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_out_of_reach_is_503_and_a_refused_query_500() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let outage = OrderError::from(sqlx::Error::Io(reset));
+        assert!(matches!(outage, OrderError::DatabaseUnavailable(_)));
+        assert_eq!(outage.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let wrapped =
+            OrderError::from(anyhow::Error::new(sqlx::Error::PoolTimedOut).context("list"));
+        assert_eq!(wrapped.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let refused = OrderError::from(sqlx::Error::RowNotFound);
+        assert_eq!(refused.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

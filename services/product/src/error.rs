@@ -19,8 +19,21 @@ pub enum ProductError {
     NothingToChange,
     #[error("product {0} does not exist")]
     NotFound(ProductId),
+    /// The database cannot be reached: a 503 that heals once it is back.
+    #[error("the database is unavailable: {0:#}")]
+    DatabaseUnavailable(anyhow::Error),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ProductError {
+    fn from(error: anyhow::Error) -> Self {
+        if shopmesh_shared::db_outage::caused_by_outage(&error) {
+            Self::DatabaseUnavailable(error)
+        } else {
+            Self::Unexpected(error)
+        }
+    }
 }
 
 impl ProductError {
@@ -47,6 +60,9 @@ impl ProductError {
                 self.to_string(),
             ),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
+            Self::DatabaseUnavailable(_) => {
+                Problem::unavailable("the product database cannot be reached; try again later")
+            }
             Self::Unexpected(_) => Problem::internal(),
         }
     }
@@ -58,7 +74,7 @@ impl ResponseError for ProductError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Unexpected(error) = self {
+        if let Self::Unexpected(error) | Self::DatabaseUnavailable(error) = self {
             // The cause chain goes to the log; the client gets a generic body.
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
@@ -85,6 +101,10 @@ mod tests {
             404
         );
         assert_eq!(ProductError::NothingToChange.status_code(), 400);
+        let outage = ProductError::from(
+            anyhow::Error::new(sqlx::Error::PoolTimedOut).context("read product"),
+        );
+        assert_eq!(outage.status_code(), 503);
         let internal = ProductError::Unexpected(anyhow::anyhow!("db password=secret down"));
         assert_eq!(internal.status_code(), 500);
         assert!(!internal.problem().detail.contains("secret"));

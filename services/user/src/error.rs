@@ -23,8 +23,21 @@ pub enum UserError {
     /// A valid token names a user that is not (or no longer) stored.
     #[error("the user of this token does not exist")]
     UserNotFound,
+    /// The database cannot be reached: a 503 that heals once it is back.
+    #[error("the database is unavailable: {0:#}")]
+    DatabaseUnavailable(anyhow::Error),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
+}
+
+impl From<anyhow::Error> for UserError {
+    fn from(error: anyhow::Error) -> Self {
+        if shopmesh_shared::db_outage::caused_by_outage(&error) {
+            Self::DatabaseUnavailable(error)
+        } else {
+            Self::Unexpected(error)
+        }
+    }
 }
 
 impl From<InvalidEmail> for UserError {
@@ -63,6 +76,9 @@ impl UserError {
             UserError::DuplicateEmail => Problem::conflict(self.to_string()).with_field("email"),
             UserError::InvalidCredentials => Problem::unauthorized(INVALID_CREDENTIALS),
             UserError::UserNotFound => Problem::not_found(self.to_string()),
+            UserError::DatabaseUnavailable(_) => {
+                Problem::unavailable("the user database cannot be reached; try again later")
+            }
             UserError::Unexpected(_) => Problem::internal(),
         }
     }
@@ -74,7 +90,7 @@ impl ResponseError for UserError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let UserError::Unexpected(cause) = self {
+        if let UserError::Unexpected(cause) | UserError::DatabaseUnavailable(cause) = self {
             tracing::error!(error = format!("{cause:#}"), "request failed unexpectedly");
         }
         self.problem().error_response()
@@ -100,6 +116,9 @@ mod tests {
         );
         assert_eq!(UserError::InvalidCredentials.problem().status, 401);
         assert_eq!(UserError::UserNotFound.problem().status, 404);
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let outage = UserError::from(anyhow::Error::new(sqlx::Error::Io(io)).context("find user"));
+        assert_eq!(outage.problem().status, 503);
     }
 
     #[test]

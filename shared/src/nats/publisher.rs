@@ -202,6 +202,7 @@ impl EventPublisher {
                         outbound,
                         ack,
                         attempt,
+                        deadline: tokio::time::Instant::now() + self.settings.ack_timeout,
                     });
                 }
                 Err(error) => {
@@ -302,6 +303,13 @@ pub struct PendingPublish<'a> {
     outbound: OutboundEvent,
     ack: PublishAckFuture,
     attempt: u32,
+    /// When the ack is overdue: the ack timeout counted from the send.
+    /// async-nats starts its own timer only when the ack future is first
+    /// awaited, so acks confirmed one after another would otherwise wait out
+    /// their timeouts one after another: after a broker failover lost the
+    /// acks of a pipelined batch, N publishes took N ack timeouts to retry
+    /// (a batch of 100 took minutes in the cluster fault test).
+    deadline: tokio::time::Instant,
 }
 
 impl PendingPublish<'_> {
@@ -313,9 +321,13 @@ impl PendingPublish<'_> {
             outbound,
             mut ack,
             mut attempt,
+            mut deadline,
         } = self;
         loop {
-            match ack.await {
+            let outcome = tokio::time::timeout_at(deadline, ack.into_future())
+                .await
+                .unwrap_or_else(|_| Err(PublishErrorKind::TimedOut.into()));
+            match outcome {
                 Ok(stored) => {
                     let (counter, metric) = if stored.duplicate {
                         (&publisher.stats.duplicates, &metrics().events_duplicate)
@@ -338,6 +350,7 @@ impl PendingPublish<'_> {
                     let resent = publisher.send(outbound.clone()).await?;
                     attempt += resent.attempt - 1;
                     ack = resent.ack;
+                    deadline = resent.deadline;
                 }
             }
         }

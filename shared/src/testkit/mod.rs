@@ -1,14 +1,16 @@
 //! The test harness every crate shares (feature `testkit`): a real
-//! nats-server >= 2.10 per test on a free port in its own temp folder, and a
-//! fresh database per test (SQLite always, Postgres when `TEST_POSTGRES_URL`
-//! is set).
+//! nats-server >= 2.10 per test on a free port in its own temp folder (or a
+//! JetStream cluster of them on loopback), and a fresh database per test
+//! (SQLite always, Postgres when `TEST_POSTGRES_URL` is set).
 
 mod database;
+mod nats_cluster;
 mod nats_server;
 mod otlp;
 mod samples;
 
 pub use database::{DatabaseKind, TestDatabase, test_databases};
+pub use nats_cluster::{NatsCluster, node_name};
 pub use nats_server::{NatsServer, check_nats_server, find_nats_server, nats_server_version};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use samples::{sample_events, sample_user, viewed_by};
@@ -43,6 +45,20 @@ impl TestBackbone {
     pub async fn start() -> Self {
         let server = NatsServer::start();
         let settings = backbone_settings(&server);
+        Self::provisioned(server, settings).await
+    }
+
+    /// As [`Self::start`], on a server that admits only `user` with
+    /// `password`; the settings (and so the client) carry both.
+    pub async fn start_with_password(user: &str, password: &str) -> Self {
+        let server = NatsServer::start_with_password(user, password);
+        let mut settings = backbone_settings(&server);
+        settings.nats.user = Some(user.to_owned());
+        settings.nats.password = Some(crate::settings::Secret::new(password));
+        Self::provisioned(server, settings).await
+    }
+
+    async fn provisioned(server: NatsServer, settings: BackboneSettings) -> Self {
         let client = connect(&settings.nats, "testkit")
             .await
             .expect("connect to the test nats-server");

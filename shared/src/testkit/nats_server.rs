@@ -74,6 +74,9 @@ pub struct NatsServer {
     bin: PathBuf,
     port: u16,
     store: tempfile::TempDir,
+    /// Options beyond port and store (a cluster node's name and routes),
+    /// kept so that a restart starts the same node.
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -92,18 +95,50 @@ impl NatsServer {
         // Another process can take the free port between our probe and the
         // server's bind: try a few ports before giving up.
         for _ in 0..5 {
-            let mut server = Self {
-                bin: bin.clone(),
-                port: free_port(),
-                store: tempfile::tempdir().expect("temp dir for the JetStream store"),
-                child: None,
-            };
-            match server.spawn() {
-                Ok(()) => return server,
+            match Self::try_start(bin.clone(), free_port(), Vec::new()) {
+                Ok(server) => return server,
                 Err(error) => last_error = error,
             }
         }
         panic!("cannot start nats-server: {last_error}")
+    }
+
+    /// As [`Self::start`], on a server that admits only `user` with
+    /// `password` (for tests that follow a NATS password through a service).
+    pub fn start_with_password(user: &str, password: &str) -> Self {
+        let bin = find_nats_server().unwrap_or_else(|e| panic!("{e}"));
+        let args: Vec<String> = vec![
+            "--user".into(),
+            user.into(),
+            "--pass".into(),
+            password.into(),
+        ];
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            match Self::try_start(bin.clone(), free_port(), args.clone()) {
+                Ok(server) => return server,
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("cannot start nats-server: {last_error}")
+    }
+
+    /// One attempt at starting `bin` on `port` with `extra_args`, in a new
+    /// store folder.
+    pub(super) fn try_start(
+        bin: PathBuf,
+        port: u16,
+        extra_args: Vec<String>,
+    ) -> Result<Self, String> {
+        let mut server = Self {
+            bin,
+            port,
+            store: tempfile::tempdir().expect("temp dir for the JetStream store"),
+            extra_args,
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
     }
 
     /// Spawns the process and waits until it logs that it is ready.
@@ -118,6 +153,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -197,7 +233,7 @@ impl Drop for NatsServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

@@ -1,6 +1,7 @@
 //! `/orders`: checkout, history and cancellation.
 
 use super::AppState;
+use crate::catalog::Catalog;
 use crate::domain::{Order, OrderLine, OrderStatus};
 use crate::error::OrderError;
 use crate::storage::{cart, orders};
@@ -72,7 +73,7 @@ pub async fn checkout(
         cancelled_at_ms: None,
     };
     if let Err(error) = record_placed(&state, &order).await {
-        release_later(&state, order_id);
+        release_unless_recorded(&state, order_id);
         return Err(error);
     }
     Ok(HttpResponse::Created().json(&order))
@@ -104,18 +105,48 @@ async fn record_placed(state: &AppState, order: &Order) -> Result<(), OrderError
 /// Gives a reservation back in the background, retrying: releasing is
 /// idempotent, and stock held for an order that does not exist is lost stock.
 fn release_later(state: &AppState, order_id: OrderId) {
+    tokio::spawn(release(state.catalog.clone(), order_id));
+}
+
+async fn release(catalog: Catalog, order_id: OrderId) {
+    for attempt in 0..6u32 {
+        match catalog.release(order_id).await {
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%order_id, %error, attempt, "cannot release the reservation yet");
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(%order_id, "reservation not released; release it with the product service's release endpoint");
+}
+
+/// After writing a reserved order failed: releases its reservation unless
+/// the order was recorded after all. A commit whose answer was lost (the
+/// connection broke on the way back) may have committed, and releasing then
+/// would leave a placed order without its stock; so the order's row decides,
+/// read once the database answers again (an aborted transaction is gone by
+/// then, a committed one visible).
+fn release_unless_recorded(state: &AppState, order_id: OrderId) {
+    let pool = state.pool.clone();
     let catalog = state.catalog.clone();
     tokio::spawn(async move {
-        for attempt in 0..6u32 {
-            match catalog.release(order_id).await {
-                Ok(_) => return,
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match orders::exists(&pool, order_id).await {
+                Ok(true) => {
+                    tracing::warn!(%order_id, "the order was recorded although its write reported a failure; its reservation stays");
+                    return;
+                }
+                Ok(false) => break,
                 Err(error) => {
-                    tracing::warn!(%order_id, %error, attempt, "cannot release the reservation yet");
-                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    tracing::warn!(%order_id, %error, "cannot tell yet whether the order was recorded");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        tracing::error!(%order_id, "reservation not released; release it with the product service's release endpoint");
+        release(catalog, order_id).await;
     });
 }
 

@@ -2,6 +2,7 @@
 
 use super::{category, product_id};
 use crate::domain::{Order, OrderLine, OrderStatus};
+use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::{OrderId, UserId};
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -16,7 +17,7 @@ pub async fn insert(conn: &mut AnyConnection, order: &Order) -> Result<(), sqlx:
     .bind(order.status.as_str())
     .bind(order.total_cents)
     .bind(order.created_at_ms)
-    .execute(&mut *conn)
+    .execute(traced(&mut *conn))
     .await?;
     for line in &order.lines {
         sqlx::query(
@@ -30,7 +31,7 @@ pub async fn insert(conn: &mut AnyConnection, order: &Order) -> Result<(), sqlx:
         .bind(line.category.as_str().to_owned())
         .bind(i64::from(line.quantity))
         .bind(line.unit_price_cents)
-        .execute(&mut *conn)
+        .execute(traced(&mut *conn))
         .await?;
     }
     Ok(())
@@ -86,7 +87,7 @@ pub async fn find(pool: &AnyPool, user: UserId, id: OrderId) -> anyhow::Result<O
     ))
     .bind(id.to_string())
     .bind(user.to_string())
-    .fetch_all(pool)
+    .fetch_all(traced(pool))
     .await?;
     Ok(fold(user, &rows)?.pop())
 }
@@ -97,9 +98,18 @@ pub async fn list(pool: &AnyPool, user: UserId) -> anyhow::Result<Vec<Order>> {
         "WHERE o.user_id = $1 ORDER BY o.created_at_ms DESC, o.id DESC, l.product_id"
     ))
     .bind(user.to_string())
-    .fetch_all(pool)
+    .fetch_all(traced(pool))
     .await?;
     fold(user, &rows)
+}
+
+/// Whether order `id` was recorded (whoever it belongs to).
+pub async fn exists(pool: &AnyPool, id: OrderId) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(traced(pool))
+        .await?;
+    Ok(row.try_get::<i64, _>(0)? > 0)
 }
 
 /// Marks a placed order cancelled; false when it was not in `placed`.
@@ -114,7 +124,7 @@ pub async fn mark_cancelled(
     )
     .bind(at_ms)
     .bind(id.to_string())
-    .execute(conn)
+    .execute(traced(conn))
     .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -1,0 +1,158 @@
+//! The events stream read back whole, as the ground truth the fault tests
+//! compare the services with.
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use shopmesh_shared::events::{Event, EventId, EventPayload, OrderId, ProductId, UserId};
+use shopmesh_shared::nats::headers::{MESSAGE_ID, decode_message};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+pub const EVENTS_STREAM: &str = "SHOPMESH_EVENTS";
+
+/// One stored message.
+pub struct Stored {
+    pub sequence: u64,
+    /// The partition token of its subject.
+    pub partition: u16,
+    pub message_id: String,
+    /// `None` when it does not decode (no test publishes such messages).
+    pub event: Option<Event>,
+}
+
+/// Every message of the events stream, in order. Retried as a whole for up
+/// to a minute: right after a cluster lost a node, JetStream requests can
+/// time out until the stream's new leader answers.
+pub async fn read_stream(js: &jetstream::Context) -> Vec<Stored> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(30), try_read_stream(js));
+        match attempt
+            .await
+            .unwrap_or_else(|_| Err("no message for 30s".into()))
+        {
+            Ok(messages) => return messages,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                eprintln!("reading the events stream failed, retrying: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("cannot read the events stream: {error}"),
+        }
+    }
+}
+
+async fn try_read_stream(js: &jetstream::Context) -> Result<Vec<Stored>, String> {
+    let mut stream = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(|e| format!("events stream: {e}"))?;
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| format!("stream info: {e}"))?
+        .state
+        .last_sequence;
+    if last == 0 {
+        return Ok(Vec::new());
+    }
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .map_err(|e| format!("ordered consumer: {e}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| format!("messages: {e}"))?;
+    let mut out = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| format!("message: {e}"))?;
+        let sequence = message
+            .info()
+            .map_err(|e| format!("info: {e}"))?
+            .stream_sequence;
+        let partition = message
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u16::MAX);
+        let message_id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(MESSAGE_ID))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        let event = decode_message(message.headers.as_ref(), &message.payload).ok();
+        out.push(Stored {
+            sequence,
+            partition,
+            message_id,
+            event,
+        });
+        if sequence >= last {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// How many messages the events stream holds.
+pub async fn stored_count(js: &jetstream::Context) -> Option<u64> {
+    let mut stream = js.get_stream(EVENTS_STREAM).await.ok()?;
+    Some(stream.info().await.ok()?.state.messages)
+}
+
+/// What a read of the stream says, indexed for the assertions.
+pub struct StreamFacts {
+    pub total: usize,
+    /// Event ids seen more than once (must stay empty: the outbox and the
+    /// publisher's retries reuse the id, and the stream drops repeats).
+    pub duplicate_ids: Vec<String>,
+    pub ids: HashSet<EventId>,
+    pub by_type: BTreeMap<String, u64>,
+    /// `order.placed` events per order id.
+    pub placed: HashMap<OrderId, u32>,
+    pub registered: HashSet<UserId>,
+    pub created: HashSet<ProductId>,
+}
+
+impl StreamFacts {
+    pub fn of(messages: &[Stored]) -> Self {
+        let mut seen = HashSet::new();
+        let mut facts = Self {
+            total: messages.len(),
+            duplicate_ids: Vec::new(),
+            ids: HashSet::new(),
+            by_type: BTreeMap::new(),
+            placed: HashMap::new(),
+            registered: HashSet::new(),
+            created: HashSet::new(),
+        };
+        for stored in messages {
+            if !seen.insert(stored.message_id.clone()) {
+                facts.duplicate_ids.push(stored.message_id.clone());
+            }
+            let Some(event) = &stored.event else { continue };
+            facts.ids.insert(event.meta.event_id);
+            *facts
+                .by_type
+                .entry(event.event_type().as_str().to_owned())
+                .or_default() += 1;
+            match &event.payload {
+                EventPayload::OrderPlaced(p) => *facts.placed.entry(p.order_id).or_default() += 1,
+                EventPayload::UserRegistered(_) => {
+                    facts.registered.extend(event.meta.user_id);
+                }
+                EventPayload::ProductCreated(p) => {
+                    facts.created.insert(p.product_id);
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    pub fn count(&self, event_type: &str) -> u64 {
+        self.by_type.get(event_type).copied().unwrap_or(0)
+    }
+}
