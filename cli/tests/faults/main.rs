@@ -14,7 +14,6 @@
 //! - `postgres_outage`: the order service's Postgres cut off and restored
 //!   behind a TCP proxy; 503 problems, no partial order, recovery in place.
 
-mod generator;
 mod pg_proxy;
 mod processes;
 mod recompute;

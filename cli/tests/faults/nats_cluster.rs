@@ -5,14 +5,13 @@
 //! consumers go on through the leader change, and analytics, restarted with
 //! the node still gone, resumes from snapshots the cluster kept.
 
-use crate::generator::Generator;
 use crate::processes::{ServiceProcess, analytics_env};
 use crate::recompute::{applied_total, assert_matches_recomputation, wait_drained};
 use crate::shop::http_client;
 use crate::stream::{EVENTS_STREAM, StreamFacts, read_stream};
 use shopmesh_shared::nats::{EventPublisher, connect, jetstream_context, provision_streams};
 use shopmesh_shared::settings::{BackboneSettings, Env};
-use shopmesh_shared::testkit::{NatsCluster, eventually};
+use shopmesh_shared::testkit::{NatsCluster, SyntheticShop, eventually};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -70,7 +69,7 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_no_acknowledged
     );
     analytics.wait_ready(&http).await;
 
-    let mut generator = Generator::new(7, 40, 16);
+    let mut generator = SyntheticShop::new(7, 40, 16);
     let mut events = generator.catalogue();
     events.extend((0..EVENTS).map(|_| generator.event()));
     let publisher = EventPublisher::new(client.clone(), &settings.publisher, &settings.streams);

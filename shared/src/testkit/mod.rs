@@ -8,12 +8,14 @@ mod nats_cluster;
 mod nats_server;
 mod otlp;
 mod samples;
+mod synthetic_shop;
 
 pub use database::{DatabaseKind, TestDatabase, test_databases};
 pub use nats_cluster::{NatsCluster, node_name};
 pub use nats_server::{NatsServer, check_nats_server, find_nats_server, nats_server_version};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use samples::{sample_events, sample_user, viewed_by};
+pub use synthetic_shop::SyntheticShop;
 
 use crate::nats::{EventPublisher, connect, jetstream_context, provision_streams};
 use crate::settings::{BackboneSettings, Env};

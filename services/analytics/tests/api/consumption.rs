@@ -45,7 +45,7 @@ fn a_redelivered_sequence_changes_nothing() {
         };
         let items = Arc::new(ItemGraph::default());
         let actor = start_actor(items.clone());
-        let mut generator = Generator::new(1, 3, 4);
+        let mut generator = SyntheticShop::new(1, 3, 4);
         let events: Vec<_> = (0..50).map(|_| generator.event()).collect();
         let delivery = |sequence: u64, n: usize| Delivery {
             event: events[n].clone(),

@@ -29,7 +29,7 @@ fn metrics_cover_lag_mailboxes_snapshots_and_recommendations() {
         let backbone = TestBackbone::start().await;
         // Snapshots every few events, so that every busy partition has one.
         let app = spawn_app(&backbone, &[("SHOPMESH_ANALYTICS_SNAPSHOT_EVERY", "5")]).await;
-        let mut generator = Generator::new(3, 12, 6);
+        let mut generator = SyntheticShop::new(3, 12, 6);
         let mut events = generator.catalogue();
         events.extend((0..300).map(|_| generator.event()));
         publish_all(&backbone, &events).await;

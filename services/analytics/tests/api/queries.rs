@@ -18,7 +18,7 @@ fn every_read_equals_a_sequential_recomputation() {
     run_system(|| async {
         let backbone = TestBackbone::start().await;
         let app = spawn_app(&backbone, &[]).await;
-        let mut generator = Generator::new(7, 20, 12);
+        let mut generator = SyntheticShop::new(7, 20, 12);
         let mut events = generator.catalogue();
         events.extend((0..1500).map(|_| generator.event()));
         publish_all(&backbone, &events).await;

@@ -25,7 +25,7 @@ use tokio::io::AsyncReadExt;
 fn a_graceful_restart_resumes_from_the_snapshots_without_double_counting() {
     run_system(|| async {
         let backbone = TestBackbone::start().await;
-        let mut generator = Generator::new(11, 15, 8);
+        let mut generator = SyntheticShop::new(11, 15, 8);
         let mut events = generator.catalogue();
         events.extend((0..600).map(|_| generator.event()));
         let (first, second) = events.split_at(300);
@@ -101,7 +101,7 @@ fn assert_same_items(got: &[Recommendation], expected: &[Recommendation], what: 
 async fn assert_matches_recomputation(
     address: &str,
     js: &jetstream::Context,
-    generator: &Generator,
+    generator: &SyntheticShop,
 ) {
     let client = reqwest::Client::new();
     let get = async |path: String| -> reqwest::Response {
@@ -211,7 +211,7 @@ async fn applied_total(client: &reqwest::Client, address: &str) -> Option<u64> {
 fn the_crash_test_kill_9_while_events_flow_loses_and_doubles_nothing() {
     run_system(|| async {
         let backbone = TestBackbone::start().await;
-        let mut generator = Generator::new(23, 40, 16);
+        let mut generator = SyntheticShop::new(23, 40, 16);
         let mut events = generator.catalogue();
         events.extend((0..12_000).map(|_| generator.event()));
         let client = reqwest::Client::new();

@@ -20,7 +20,7 @@ fn funnel_triple(f: &Funnel) -> (u64, u64, u64) {
 fn two_instances_sum_to_one() {
     run_system(|| async {
         let backbone = TestBackbone::start().await;
-        let mut generator = Generator::new(5, 30, 10);
+        let mut generator = SyntheticShop::new(5, 30, 10);
         let mut events = generator.catalogue();
         events.extend((0..1200).map(|_| generator.event()));
         publish_all(&backbone, &events).await;
@@ -113,7 +113,7 @@ fn two_instances_sum_to_one() {
 /// the recomputation; a malformed request is a 400 service error.
 async fn check_rpc(
     backbone: &TestBackbone,
-    generator: &Generator,
+    generator: &SyntheticShop,
     states: &BTreeMap<u16, shopmesh_analytics::state::PartitionState>,
 ) {
     use shopmesh_analytics::gather::{merge_neighbours, merge_products, top_k};

@@ -1,16 +1,22 @@
-//! Events for the tests that publish themselves: a catalogue, then a
-//! deterministic mix of views, cart changes, orders, ratings and logins over
-//! a fixed set of users and products (an LCG: no randomness crate needed).
+//! Synthetic shop behaviour for the tests that publish events themselves: a
+//! catalogue, then a deterministic mix of views, cart changes, orders (some
+//! of two lines), ratings and logins over fixed users and products. The
+//! analytics tests and the cross-service fault tests share it, so both
+//! exercise every aggregate the same way.
 
-use shopmesh_shared::events::*;
+use crate::events::{
+    CartItemAdded, CartItemRemoved, Category, Event, EventMeta, OrderId, OrderLine, OrderPlaced,
+    ProductCreated, ProductId, ProductRated, ProductViewed, UserId, UserLoggedIn,
+};
 
-pub struct Generator {
+/// A small deterministic generator (LCG): no randomness crate needed.
+pub struct SyntheticShop {
     seed: u64,
     pub users: Vec<UserId>,
     pub products: Vec<(ProductId, Category)>,
 }
 
-impl Generator {
+impl SyntheticShop {
     pub fn new(seed: u64, users: usize, products: usize) -> Self {
         let categories = ["books", "garden", "toys", "music"];
         Self {
@@ -18,8 +24,10 @@ impl Generator {
             users: (0..users).map(|_| UserId::new_v7()).collect(),
             products: (0..products)
                 .map(|i| {
-                    let category = categories[i % categories.len()];
-                    (ProductId::new_v7(), Category::parse(category).unwrap())
+                    (
+                        ProductId::new_v7(),
+                        Category::parse(categories[i % categories.len()]).unwrap(),
+                    )
                 })
                 .collect(),
         }
@@ -33,7 +41,7 @@ impl Generator {
         ((self.seed >> 33) % below as u64) as usize
     }
 
-    /// `product.created` for every product.
+    /// `product.created` for every product (partition 0, no user).
     pub fn catalogue(&self) -> Vec<Event> {
         self.products
             .iter()
@@ -53,10 +61,10 @@ impl Generator {
     }
 
     pub fn event(&mut self) -> Event {
-        let user = self.next(self.users.len());
-        let user = self.users[user];
-        let product = self.next(self.products.len());
-        let (product_id, category) = self.products[product].clone();
+        let i = self.next(self.users.len());
+        let user = self.users[i];
+        let i = self.next(self.products.len());
+        let (product_id, category) = self.products[i].clone();
         let meta = |producer: &str| EventMeta::new(producer, Some(user));
         match self.next(20) {
             0..=10 => Event::new(
@@ -82,19 +90,31 @@ impl Generator {
                     category,
                 },
             ),
-            16 | 17 => Event::new(
-                meta("order"),
-                OrderPlaced {
-                    order_id: OrderId::new_v7(),
-                    lines: vec![OrderLine {
-                        product_id,
-                        category,
-                        quantity: 1,
-                        unit_price_cents: 999,
-                    }],
-                    total_cents: 999,
-                },
-            ),
+            16 | 17 => {
+                let i = self.next(self.products.len());
+                let (second, second_category) = self.products[i].clone();
+                Event::new(
+                    meta("order"),
+                    OrderPlaced {
+                        order_id: OrderId::new_v7(),
+                        lines: vec![
+                            OrderLine {
+                                product_id,
+                                category,
+                                quantity: 1,
+                                unit_price_cents: 999,
+                            },
+                            OrderLine {
+                                product_id: second,
+                                category: second_category,
+                                quantity: 2,
+                                unit_price_cents: 500,
+                            },
+                        ],
+                        total_cents: 1999,
+                    },
+                )
+            }
             18 => Event::new(
                 meta("product"),
                 ProductRated {
