@@ -35,6 +35,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Simulated shoppers against the running services; reports rates, latencies and errors.
     Load(commands::load::Args),
+    /// Measure the whole platform: throughput against raw JetStream, latencies, memory.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
             Command::Up(args) => commands::up::run(args, &env).await,
             Command::Eval(args) => commands::eval::run(args, &env),
             Command::Load(args) => commands::load::run(args).await,
+            Command::Bench(args) => commands::bench::run(args, &env).await,
         };
         telemetry.shutdown();
         result

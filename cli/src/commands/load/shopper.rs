@@ -202,6 +202,12 @@ impl Shopper {
         })
     }
 
+    /// The `Authorization` header of this shopper's session (`shopmesh
+    /// bench` signs shoppers up here, then places its own orders).
+    pub fn authorization(&self) -> &HeaderValue {
+        &self.auth
+    }
+
     /// Acts until the pacer says the run is over.
     pub async fn run(mut self, ctx: Arc<Context>, pacer: Arc<super::pacer::Pacer>) {
         loop {
