@@ -106,12 +106,24 @@ impl Actor for PartitionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox);
-        ctx.run_interval(self.snapshot_interval, |actor, _| {
-            if actor.since_snapshot > 0 {
-                actor.snapshot();
-            }
+        let interval = self.snapshot_interval;
+        ctx.run_later(snapshot_phase(self.partition, interval), move |_, ctx| {
+            ctx.run_interval(interval, |actor, _| {
+                if actor.since_snapshot > 0 {
+                    actor.snapshot();
+                }
+            });
         });
     }
+}
+
+/// When a partition's timed snapshots start within the first interval: spread
+/// by partition index, so that 32 partitions started together do not all
+/// encode their whole state at the same moment (`shopmesh bench` saw that
+/// burst in the maximum publish -> recommendation latency).
+fn snapshot_phase(partition: Partition, interval: Duration) -> Duration {
+    const SLOTS: u32 = 32;
+    interval / SLOTS * (u32::from(partition.index()) % SLOTS)
 }
 
 /// Apply one delivery. `parent` is the consumer's span, so the "apply" span
@@ -327,5 +339,23 @@ impl Handler<Flush> for PartitionActor {
             self.snapshot();
         }
         self.uploads = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shopmesh_shared::subjects::PartitionCount;
+
+    #[test]
+    fn timed_snapshots_of_32_partitions_start_at_32_different_moments_within_one_interval() {
+        let interval = Duration::from_secs(30);
+        let count = PartitionCount::new(32).unwrap();
+        let mut phases: Vec<Duration> = count.all().map(|p| snapshot_phase(p, interval)).collect();
+        assert_eq!(phases[0], Duration::ZERO);
+        assert!(phases.iter().all(|&phase| phase < interval));
+        phases.sort();
+        phases.dedup();
+        assert_eq!(phases.len(), 32);
     }
 }
