@@ -18,7 +18,9 @@ use shopmesh_shared::events::{EventPayload, EventType, UserId};
 use shopmesh_shared::settings::Env;
 use shopmesh_shared::subjects::{event_subject, partition_for};
 use shopmesh_shared::telemetry::{self, TelemetrySettings};
-use shopmesh_shared::testkit::{DatabaseKind, OtlpReceiver, ReceivedSpan, eventually};
+use shopmesh_shared::testkit::{
+    DatabaseKind, OtlpReceiver, ReceivedSpan, ReceivedTrace as Trace, eventually, hex,
+};
 use std::time::Duration;
 
 /// OTLP `Span.kind` values (opentelemetry-proto's `SpanKind`).
@@ -36,10 +38,6 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What one checkout left behind: its trace id (from the `order.placed`
 /// message's `traceparent`), the event's id, subject and the span id the
 /// message carries.
@@ -50,69 +48,17 @@ struct Placed {
     subject: String,
 }
 
-/// The spans of one trace, with lookups by parent.
-struct Trace {
-    id: String,
-    spans: Vec<ReceivedSpan>,
+/// The one child of `parent` named `name` (every span of this test comes
+/// from one process, so names are enough).
+trait ChildByName {
+    fn child(&self, parent: &ReceivedSpan, name: &str) -> &ReceivedSpan;
 }
 
-impl Trace {
-    fn of(all: &[ReceivedSpan], id: &str) -> Self {
-        Self {
-            id: id.to_owned(),
-            spans: all
-                .iter()
-                .filter(|s| hex(&s.span.trace_id) == id)
-                .cloned()
-                .collect(),
-        }
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.spans
-            .iter()
-            .map(|s| format!("{} ({})", s.span.name, s.span.kind))
-            .collect()
-    }
-
-    /// The one span that matches; fails naming what the trace holds.
-    fn one(&self, what: &str, matches: impl Fn(&ReceivedSpan) -> bool) -> &ReceivedSpan {
-        let found: Vec<&ReceivedSpan> = self.spans.iter().filter(|s| matches(s)).collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "{what}: expected one in trace {}, spans: {:?}",
-            self.id,
-            self.names()
-        );
-        found[0]
-    }
-
-    /// The one child of `parent` named `name`.
+impl ChildByName for Trace {
     fn child(&self, parent: &ReceivedSpan, name: &str) -> &ReceivedSpan {
         self.one(&format!("{name:?} under {:?}", parent.span.name), |s| {
             s.span.name == name && s.span.parent_span_id == parent.span.span_id
         })
-    }
-
-    fn by_id(&self, span_id: &[u8]) -> Option<&ReceivedSpan> {
-        self.spans.iter().find(|s| s.span.span_id == span_id)
-    }
-
-    /// True when walking up from `span` by parent ids reaches `ancestor`
-    /// through exported spans only (no broken link on the way).
-    fn descends_from(&self, span: &ReceivedSpan, ancestor: &ReceivedSpan) -> bool {
-        let mut current = span;
-        for _ in 0..self.spans.len() {
-            if current.span.parent_span_id == ancestor.span.span_id {
-                return true;
-            }
-            match self.by_id(&current.span.parent_span_id) {
-                Some(parent) => current = parent,
-                None => return false,
-            }
-        }
-        false
     }
 }
 

@@ -23,7 +23,9 @@ mod mesh;
 
 use mesh::{Mesh, NativeOptions, kinds};
 use shopmesh_shared::events::{EventPayload, EventType};
-use shopmesh_shared::testkit::{DatabaseKind, OtlpReceiver, ReceivedSpan, eventually};
+use shopmesh_shared::testkit::{
+    DatabaseKind, OtlpReceiver, ReceivedSpan, ReceivedTrace as Trace, eventually, hex,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -43,46 +45,16 @@ const WAIT: Duration = Duration::from_secs(60);
 const EMAIL: &str = "traced.shopper@example.com";
 const PASSWORD: &str = "correct horse battery staple";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The received spans of one trace.
-struct Trace {
-    spans: Vec<ReceivedSpan>,
-}
-
-impl Trace {
-    fn of(all: &[ReceivedSpan], trace_id: &str) -> Self {
-        Self {
-            spans: all
-                .iter()
-                .filter(|s| hex(&s.span.trace_id) == trace_id)
-                .cloned()
-                .collect(),
-        }
-    }
-
-    fn describe(&self) -> Vec<String> {
-        self.spans
-            .iter()
-            .map(|s| format!("{} {} (kind {})", s.service_name, s.span.name, s.span.kind))
-            .collect()
-    }
-
-    /// The one span that matches; fails naming what the trace holds.
-    fn one(&self, what: &str, matches: impl Fn(&ReceivedSpan) -> bool) -> &ReceivedSpan {
-        let found: Vec<&ReceivedSpan> = self.spans.iter().filter(|s| matches(s)).collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "{what}: expected exactly one, the trace holds {:#?}",
-            self.describe()
-        );
-        found[0]
-    }
-
+/// The lookups this test adds to a received trace.
+trait ServiceSpans {
     /// The one child of `parent` from `service` named `name`.
+    fn child(&self, parent: &ReceivedSpan, service: &str, name: &str) -> &ReceivedSpan;
+    /// The database spans of `ancestor`'s own process below it (the
+    /// product's statements are below the checkout too, through the RPC).
+    fn statements_under(&self, ancestor: &ReceivedSpan) -> Vec<&ReceivedSpan>;
+}
+
+impl ServiceSpans for Trace {
     fn child(&self, parent: &ReceivedSpan, service: &str, name: &str) -> &ReceivedSpan {
         self.one(
             &format!("{service} {name:?} under {:?}", parent.span.name),
@@ -94,28 +66,6 @@ impl Trace {
         )
     }
 
-    fn by_id(&self, span_id: &[u8]) -> Option<&ReceivedSpan> {
-        self.spans.iter().find(|s| s.span.span_id == span_id)
-    }
-
-    /// True when walking up from `span` through received spans reaches
-    /// `ancestor`.
-    fn descends_from(&self, span: &ReceivedSpan, ancestor: &ReceivedSpan) -> bool {
-        let mut current = span;
-        for _ in 0..self.spans.len() {
-            if current.span.parent_span_id == ancestor.span.span_id {
-                return true;
-            }
-            match self.by_id(&current.span.parent_span_id) {
-                Some(parent) => current = parent,
-                None => return false,
-            }
-        }
-        false
-    }
-
-    /// The database spans of `ancestor`'s own process below it (the
-    /// product's statements are below the checkout too, through the RPC).
     fn statements_under(&self, ancestor: &ReceivedSpan) -> Vec<&ReceivedSpan> {
         self.spans
             .iter()

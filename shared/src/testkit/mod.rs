@@ -13,7 +13,7 @@ mod synthetic_shop;
 pub use database::{DatabaseKind, TestDatabase, test_databases};
 pub use nats_cluster::{NatsCluster, node_name};
 pub use nats_server::{NatsServer, check_nats_server, find_nats_server, nats_server_version};
-pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use otlp::{OtlpReceiver, ReceivedSpan, ReceivedTrace, hex};
 pub use samples::{sample_events, sample_user, viewed_by};
 pub use synthetic_shop::SyntheticShop;
 

@@ -30,6 +30,74 @@ impl ReceivedSpan {
     }
 }
 
+/// Lower-case hex of an OTLP id (trace or span id bytes).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The received spans of one trace, with the lookups trace tests make.
+#[derive(Debug, Clone)]
+pub struct ReceivedTrace {
+    /// The trace id, lower-case hex.
+    pub id: String,
+    pub spans: Vec<ReceivedSpan>,
+}
+
+impl ReceivedTrace {
+    /// The spans of `all` in the trace `id` (lower-case hex).
+    pub fn of(all: &[ReceivedSpan], id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            spans: all
+                .iter()
+                .filter(|s| hex(&s.span.trace_id) == id)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// A line per span: service, name and kind, for failure messages.
+    pub fn describe(&self) -> Vec<String> {
+        self.spans
+            .iter()
+            .map(|s| format!("{} {} (kind {})", s.service_name, s.span.name, s.span.kind))
+            .collect()
+    }
+
+    /// The one span that matches; panics naming what the trace holds.
+    pub fn one(&self, what: &str, matches: impl Fn(&ReceivedSpan) -> bool) -> &ReceivedSpan {
+        let found: Vec<&ReceivedSpan> = self.spans.iter().filter(|s| matches(s)).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{what}: expected exactly one in trace {}, it holds {:#?}",
+            self.id,
+            self.describe()
+        );
+        found[0]
+    }
+
+    pub fn by_id(&self, span_id: &[u8]) -> Option<&ReceivedSpan> {
+        self.spans.iter().find(|s| s.span.span_id == span_id)
+    }
+
+    /// True when walking up from `span` by parent ids reaches `ancestor`
+    /// through received spans only (no broken link on the way).
+    pub fn descends_from(&self, span: &ReceivedSpan, ancestor: &ReceivedSpan) -> bool {
+        let mut current = span;
+        for _ in 0..self.spans.len() {
+            if current.span.parent_span_id == ancestor.span.span_id {
+                return true;
+            }
+            match self.by_id(&current.span.parent_span_id) {
+                Some(parent) => current = parent,
+                None => return false,
+            }
+        }
+        false
+    }
+}
+
 fn find_string(attributes: &[KeyValue], key: &str) -> Option<String> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
         match kv.value.as_ref()?.value.as_ref()? {
