@@ -11,7 +11,8 @@
 
 use crate::commands::up::SERVICES;
 use crate::commands::up::processes::{
-    Platform, ensure_free, log_file, log_path, sibling, wait_listening, wait_ready,
+    Platform, ensure_free, log_file, log_path, service_ports_and_binaries, wait_listening,
+    wait_ready,
 };
 use anyhow::Context;
 use shopmesh_shared::settings::{BackboneSettings, Env};
@@ -76,25 +77,7 @@ pub async fn start(
     let partitions = backbone.streams.partitions.all().count().to_string();
 
     ensure_free(ports.nats, "NATS", "--nats-port")?;
-    let http_ports: Vec<u16> = (0..SERVICES.len() as u16)
-        .map(|i| {
-            ports
-                .http_base
-                .checked_add(i)
-                .context("--http-base-port is too high")
-        })
-        .collect::<anyhow::Result<_>>()?;
-    for (service, port) in SERVICES.iter().zip(&http_ports) {
-        ensure_free(
-            *port,
-            service,
-            "--http-base-port (the services use it and the next three ports)",
-        )?;
-    }
-    let binaries = SERVICES
-        .iter()
-        .map(|service| sibling(&format!("shopmesh-{service}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (http_ports, binaries) = service_ports_and_binaries(&SERVICES, ports.http_base)?;
 
     let nats = Command::new(&nats_bin)
         .args([

@@ -23,7 +23,7 @@ mod secrets;
 
 use anyhow::{Context, bail};
 use load::BackgroundLoad;
-use processes::{Platform, ensure_free, log_file, log_path, sibling, wait_listening, wait_ready};
+use processes::{Platform, ensure_free, log_file, log_path, wait_listening, wait_ready};
 use shopmesh_shared::settings::{BackboneSettings, Env};
 use std::fs;
 use std::path::PathBuf;
@@ -206,24 +206,7 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
         "NATS monitoring",
         "--nats-monitor-port",
     )?;
-    let ports: Vec<u16> = (0..SERVICES.len() as u16)
-        .map(|i| {
-            args.http_base_port
-                .checked_add(i)
-                .context("--http-base-port is too high")
-        })
-        .collect::<anyhow::Result<_>>()?;
-    for (service, port) in SERVICES.iter().zip(&ports) {
-        ensure_free(
-            *port,
-            service,
-            "--http-base-port (the services use it and the next three ports)",
-        )?;
-    }
-    let binaries = SERVICES
-        .iter()
-        .map(|service| sibling(&format!("shopmesh-{service}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (ports, binaries) = processes::service_ports_and_binaries(&SERVICES, args.http_base_port)?;
 
     // The same store folder as before NATS had users (`-sd <dir>/nats`), so
     // an older data folder resumes.

@@ -130,6 +130,33 @@ pub fn ensure_free(port: u16, what: &str, flag: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTP port of each service in `services` (from `http_base` on, in
+/// order), each checked free, and the service's binary beside this one.
+pub fn service_ports_and_binaries(
+    services: &[&str],
+    http_base: u16,
+) -> anyhow::Result<(Vec<u16>, Vec<PathBuf>)> {
+    let ports: Vec<u16> = (0..services.len() as u16)
+        .map(|i| {
+            http_base
+                .checked_add(i)
+                .context("--http-base-port is too high")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for (service, port) in services.iter().zip(&ports) {
+        ensure_free(
+            *port,
+            service,
+            "--http-base-port (the services use it and the next three ports)",
+        )?;
+    }
+    let binaries = services
+        .iter()
+        .map(|service| sibling(&format!("shopmesh-{service}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((ports, binaries))
+}
+
 /// The service binaries sit beside this one.
 pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
