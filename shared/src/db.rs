@@ -114,16 +114,22 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<AnyPool, sqlx::Error
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(5));
     let options = if settings.kind == DatabaseKind::Sqlite {
-        options.after_connect(|conn, _meta| {
-            Box::pin(async move {
-                use sqlx::Executor;
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA busy_timeout = 5000").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
-                conn.execute("PRAGMA foreign_keys = ON").await?;
-                Ok(())
+        // A connection to a local file does not go stale: the ping sqlx sends
+        // before handing one out would be a second round trip to the
+        // connection's worker thread on every query. Postgres keeps it: there
+        // it finds connections the server or network dropped.
+        options
+            .test_before_acquire(false)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
             })
-        })
     } else {
         options
     };

@@ -200,3 +200,23 @@ async fn behaviour_events_never_block_and_drops_are_counted() {
         "every event is published or counted as dropped"
     );
 }
+
+/// SQLite connections are handed out without a ping (a file does not drop
+/// them, and the ping is a second round trip to the connection's thread per
+/// query); Postgres connections are tested first, so that ones the server
+/// dropped are replaced instead of failing a request.
+#[tokio::test]
+async fn only_postgres_connections_are_pinged_before_use() {
+    for database in test_databases().await {
+        let env = Env::from_pairs([("DATABASE_URL", database.url.as_str())]);
+        let pool = connect(&DatabaseSettings::from_env(&env, "outbox").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            pool.options().get_test_before_acquire(),
+            database.kind == shopmesh_shared::testkit::DatabaseKind::Postgres,
+            "{:?}",
+            database.kind
+        );
+    }
+}
