@@ -87,7 +87,8 @@ fn up_command_with_load(data: &Path, base: u16, mark: &str, rate: &str) -> Comma
         .args(["--http-base-port", &(base + 1).to_string()])
         .args(["--nats-monitor-port", &(base + 5).to_string()])
         .env("NATS_SERVER_BIN", find_nats_server().unwrap())
-        .env("RUST_LOG", "warn")
+        // Info: the logs are checked for what a reader of the files sees.
+        .env("RUST_LOG", "info")
         .env(MARK, mark)
         // Cheap hashing: the production cost is tested in the user service.
         .env("SHOPMESH_PASSWORD_MEMORY_KIB", "1024");
@@ -373,6 +374,16 @@ async fn up_serves_a_checkout_recommends_stops_cleanly_and_resumes() {
     assert_eq!(again.status(), 200);
     assert!(platform.interrupt().success());
     assert_all_gone(&pids, &mark, base);
+    // Log files are for reading and grepping: no terminal colour codes.
+    for service in ["user", "product", "order", "analytics"] {
+        let log = std::fs::read_to_string(data.path().join(format!("logs/{service}.log"))).unwrap();
+        assert!(log.contains("INFO"), "{service} logged nothing at info");
+        assert!(
+            !log.contains('\u{1b}'),
+            "{service} log has escape codes: {:?}",
+            log.chars().take(200).collect::<String>()
+        );
+    }
 }
 
 /// The NATS users of deploy/nats/nats.conf and their password variables.

@@ -22,6 +22,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use std::io::IsTerminal;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -282,8 +283,11 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     });
     // Standard error for both formats: fmt's default writer is standard
     // output, where a command's results go and which `shopmesh up` discards.
+    // Colours only for a terminal: `shopmesh up` and container runtimes
+    // send standard error to files, where escape codes are noise.
     let text_logs = (!settings.log_json).then(|| {
         tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .with_filter(filter(&settings.log_filter))
     });
