@@ -320,6 +320,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rating_outside_one_to_five_stars_is_malformed() {
+        let rated = |stars| {
+            Event::new(
+                EventMeta::new("product", Some(UserId::new_v7())),
+                ProductRated {
+                    product_id: ProductId::new_v7(),
+                    category: Category::parse("books").unwrap(),
+                    stars,
+                },
+            )
+        };
+        for stars in [1, 5] {
+            let body = encode(&rated(stars)).unwrap();
+            assert!(decode(wire_headers_for(EventType::ProductRated, "1"), &body).is_ok());
+        }
+        for stars in [0, 6, 255] {
+            let body = encode(&rated(stars)).unwrap();
+            let err = decode(wire_headers_for(EventType::ProductRated, "1"), &body).unwrap_err();
+            assert!(matches!(err, DecodeError::Malformed { .. }), "{err}");
+            assert!(err.to_string().contains("stars"), "{err}");
+        }
+    }
+
+    #[test]
     fn trailing_bytes_are_refused() {
         let event = viewed();
         let mut body = encode(&event).unwrap().to_vec();

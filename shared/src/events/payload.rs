@@ -135,7 +135,24 @@ pub struct ProductSearched {
 pub struct ProductRated {
     pub product_id: ProductId,
     pub category: Category,
+    /// 1 to 5; decoding refuses anything else (a malformed event, dead-lettered),
+    /// so a consumer never averages a 9-star rating. Same bytes as a plain u8.
+    #[serde(deserialize_with = "stars_in_range")]
     pub stars: u8,
+}
+
+/// Lowest and highest stars of a rating.
+pub const STARS: std::ops::RangeInclusive<u8> = 1..=5;
+
+fn stars_in_range<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u8, D::Error> {
+    let stars = u8::deserialize(deserializer)?;
+    if STARS.contains(&stars) {
+        Ok(stars)
+    } else {
+        Err(serde::de::Error::custom(format_args!(
+            "stars must be 1 to 5, got {stars}"
+        )))
+    }
 }
 
 /// `cart.item_added`: quantity added to the cart, at the price seen then.
