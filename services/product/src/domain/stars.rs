@@ -1,15 +1,16 @@
 //! A shopper's rating.
 
 use super::Invalid;
+use shopmesh_shared::events::STARS;
 
-/// 1 to 5 stars.
+/// 1 to 5 stars: the range `product.rated` events decode with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stars(u8);
 
 impl Stars {
     pub fn parse(stars: i64) -> Result<Self, Invalid> {
         match u8::try_from(stars) {
-            Ok(n @ 1..=5) => Ok(Self(n)),
+            Ok(n) if STARS.contains(&n) => Ok(Self(n)),
             _ => Err(Invalid(format!("stars must be from 1 to 5, got {stars}"))),
         }
     }
