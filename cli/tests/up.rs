@@ -888,3 +888,60 @@ fn a_signal_while_starting_leaves_no_process() {
     assert!(exit.success(), "{exit}");
     assert_all_gone(&[], &mark, base);
 }
+
+/// Whether `pid` still runs (a zombie waiting for whoever adopted it to reap
+/// it has ended).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // "pid (comm) state ...": the state follows the last ')'.
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
+/// `kill -9` of `up` runs none of its code, yet its children stop too: the
+/// kernel sends each SIGTERM when `up` dies (they drain and exit as on
+/// Ctrl-C), instead of leaving them holding the ports and the data folder.
+#[test]
+fn killing_up_outright_leaves_no_process() {
+    let base = free_ports();
+    let data = tempfile::tempdir().unwrap();
+    let mark = uuid::Uuid::new_v4().to_string();
+    let mut platform = up_with_load(data.path(), base, &mark, "0");
+    let pids = printed_pids(&platform.wait_for("ready; Ctrl-C stops everything"));
+    assert_eq!(pids.len(), 5, "{pids:?}");
+    Command::new("kill")
+        .args(["-KILL", &platform.child.id().to_string()])
+        .status()
+        .unwrap();
+    platform.child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let alive: Vec<_> = pids.iter().filter(|(_, pid)| running(*pid)).collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after up was killed: {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<String> = marked_processes(&mark)
+        .into_iter()
+        .filter(|line| {
+            let pid: u32 = line.split(':').next().unwrap().parse().unwrap();
+            running(pid)
+        })
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:#?}");
+    for port in base..base + PORTS {
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still held"
+        );
+    }
+}

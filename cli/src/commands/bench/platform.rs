@@ -11,8 +11,8 @@
 
 use crate::commands::up::SERVICES;
 use crate::commands::up::processes::{
-    Platform, ensure_free, log_file, log_path, service_ports_and_binaries, wait_listening,
-    wait_ready,
+    Platform, ensure_free, log_file, log_path, service_ports_and_binaries, stop_with_parent,
+    wait_listening, wait_ready,
 };
 use anyhow::Context;
 use shopmesh_shared::settings::{BackboneSettings, Env};
@@ -79,7 +79,7 @@ pub async fn start(
     ensure_free(ports.nats, "NATS", "--nats-port")?;
     let (http_ports, binaries) = service_ports_and_binaries(&SERVICES, ports.http_base)?;
 
-    let nats = Command::new(&nats_bin)
+    let nats = stop_with_parent(&mut Command::new(&nats_bin))
         .args([
             "-a",
             "127.0.0.1",
@@ -118,7 +118,7 @@ pub async fn start(
         } else {
             command.env("SHOPMESH_DATA_DIR", dir);
         }
-        let child = command
+        let child = stop_with_parent(&mut command)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let process = platform.add_service(service, child);

@@ -223,7 +223,7 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
     for user in &nats_users {
         nats.env(&user.password_variable, secrets.nats_password(user));
     }
-    let nats = nats
+    let nats = processes::stop_with_parent(&mut nats)
         .spawn()
         .with_context(|| format!("starting {} (set NATS_SERVER_BIN)", nats_bin.display()))?;
     let nats = platform.set_nats(nats);
@@ -256,7 +256,7 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
         } else {
             command.env("SHOPMESH_DATA_DIR", dir);
         }
-        let child = command
+        let child = processes::stop_with_parent(&mut command)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let process = platform.add_service(service, child);

@@ -1,8 +1,10 @@
 //! The processes `shopmesh up` starts and the guard that stops them: every
 //! child is registered in [`Platform`] the moment it is spawned, and the
 //! guard's `Drop` stops them all, on every way out of `up` (Ctrl-C, SIGTERM,
-//! a service that fails to start, an error, a panic). Also the start-up
-//! checks around them: free ports, sibling binaries, log files, readiness.
+//! a service that fails to start, an error, a panic). A SIGKILL runs no
+//! code of ours: for that the kernel itself sends each child SIGTERM when
+//! its parent dies ([`stop_with_parent`]). Also the start-up checks around
+//! them: free ports, sibling binaries, log files, readiness.
 
 use anyhow::{Context, bail};
 use std::fs;
@@ -13,6 +15,31 @@ use std::time::{Duration, Instant};
 /// How long a service gets to drain (requests, outbox, snapshots) after
 /// SIGTERM before it is killed.
 const GRACE: Duration = Duration::from_secs(15);
+
+/// Has the kernel send the child SIGTERM when this process dies, however it
+/// dies (`kill -9` runs no handler and no `Drop`): otherwise nats-server and
+/// the services would outlive `up` or `bench`, holding their ports and data
+/// folder. Linux ties the signal to the thread that spawns the child; both
+/// commands spawn from the thread that runs their main future, which lives
+/// as long as the process.
+pub fn stop_with_parent(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(libc::pid_t::MAX);
+    // SAFETY: between fork and exec the closure only makes async-signal-safe
+    // system calls (prctl, getppid) and allocates nothing on success.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the request took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the parent process has exited"));
+            }
+            Ok(())
+        })
+    }
+}
 
 /// A child process that is stopped with SIGTERM and waited for.
 pub struct Managed {
