@@ -1600,6 +1600,20 @@ async fn nats_conf_lets_analytics_consume_snapshot_and_serve() {
         })
         .expect("the saved snapshot");
     assert_eq!(loaded.last_sequence, 1);
+    // Raising the bucket's replicas at start (SnapshotStore::open_replicated);
+    // on one server an update that changes nothing, which the grant allows.
+    let config = js
+        .get_stream("OBJ_shopmesh-analytics")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    js.update_stream(config).await.unwrap_or_else(|e| {
+        panic!("deploy/nats/nats.conf: analytics cannot update its bucket's stream: {e}")
+    });
 
     // Its RPC face, reachable by callers' inboxes and discoverable.
     let service = {

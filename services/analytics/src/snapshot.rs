@@ -55,14 +55,18 @@ impl SnapshotStore {
     /// the service passes the events stream's `SHOPMESH_STREAM_REPLICAS`, so
     /// that in a cluster the snapshots survive the loss of a server like the
     /// events do (with one copy on the lost server, a restart could load no
-    /// snapshot). An existing bucket keeps the replicas it was created with.
+    /// snapshot). An existing bucket with fewer copies (created before the
+    /// stream's replicas were raised) is raised too; one with more keeps them.
     pub async fn open_replicated(
         js: &jetstream::Context,
         bucket: &str,
         replicas: usize,
     ) -> anyhow::Result<Self> {
         let store = match js.get_object_store(bucket).await {
-            Ok(store) => store,
+            Ok(store) => {
+                raise_replicas(js, bucket, replicas).await?;
+                store
+            }
             Err(_) => js
                 .create_object_store(object_store::Config {
                     bucket: bucket.to_owned(),
@@ -152,6 +156,35 @@ impl SnapshotStore {
         });
         (tx, task)
     }
+}
+
+/// Gives the bucket's stream (`OBJ_<bucket>`) at least `replicas` copies;
+/// JetStream copies the existing snapshots to the new peers.
+async fn raise_replicas(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+) -> anyhow::Result<()> {
+    let name = format!("OBJ_{bucket}");
+    let mut stream = js
+        .get_stream(&name)
+        .await
+        .with_context(|| format!("cannot read stream {name}"))?;
+    let config = &stream
+        .info()
+        .await
+        .with_context(|| format!("cannot read stream {name}"))?
+        .config;
+    if config.num_replicas >= replicas {
+        return Ok(());
+    }
+    tracing::info!(stream = %name, from = config.num_replicas, to = replicas, "raising snapshot replicas");
+    let mut raised = config.clone();
+    raised.num_replicas = replicas;
+    js.update_stream(raised)
+        .await
+        .with_context(|| format!("cannot raise stream {name} to {replicas} replicas"))?;
+    Ok(())
 }
 
 /// Recreates `partition`'s durable consumer so it delivers from

@@ -6,5 +6,6 @@ mod metrics;
 mod queries;
 mod recommendations;
 mod restart;
+mod snapshot_bucket;
 mod traces;
 mod two_instances;
