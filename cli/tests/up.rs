@@ -44,6 +44,19 @@ fn free_ports() -> u16 {
 /// (a child whose parent died is re-parented, but keeps its environment).
 const MARK: &str = "SHOPMESH_UP_TEST_MARK";
 
+/// Whether `pid` still runs (a zombie waiting for whoever adopted it to reap
+/// it has ended).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // "pid (comm) state ...": the state follows the last ')'.
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
 /// Processes still running with `mark` in their environment.
 fn marked_processes(mark: &str) -> Vec<String> {
     let needle = format!("{MARK}={mark}");
@@ -57,10 +70,10 @@ fn marked_processes(mark: &str) -> Vec<String> {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        if environ
+        let ours = environ
             .split(|b| *b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
+            .any(|var| var == needle.as_bytes());
+        if ours && pid.parse().is_ok_and(running) {
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             found.push(format!(
                 "{pid}: {}",
@@ -182,10 +195,7 @@ fn printed_pids(lines: &[String]) -> Vec<(String, u32)> {
 /// process, every port free.
 fn assert_all_gone(pids: &[(String, u32)], mark: &str, base: u16) {
     for (name, pid) in pids {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "{name} (pid {pid}) survived"
-        );
+        assert!(!running(*pid), "{name} (pid {pid}) survived");
     }
     let left = marked_processes(mark);
     assert!(left.is_empty(), "processes left behind: {left:#?}");
@@ -889,24 +899,11 @@ fn a_signal_while_starting_leaves_no_process() {
     assert_all_gone(&[], &mark, base);
 }
 
-/// Whether `pid` still runs (a zombie waiting for whoever adopted it to reap
-/// it has ended).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // "pid (comm) state ...": the state follows the last ')'.
-            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-            Some(state != 'Z' && state != 'X')
-        })
-        .unwrap_or(false)
-}
-
 /// `kill -9` of `up` runs none of its code, yet its children stop too: the
 /// kernel sends each SIGTERM when `up` dies (they drain and exit as on
 /// Ctrl-C), instead of leaving them holding the ports and the data folder.
-#[test]
-fn killing_up_outright_leaves_no_process() {
+#[tokio::test]
+async fn killing_up_outright_leaves_no_process() {
     let base = free_ports();
     let data = tempfile::tempdir().unwrap();
     let mark = uuid::Uuid::new_v4().to_string();
@@ -918,30 +915,11 @@ fn killing_up_outright_leaves_no_process() {
         .status()
         .unwrap();
     platform.child.wait().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let alive: Vec<_> = pids.iter().filter(|(_, pid)| running(*pid)).collect();
-        if alive.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 30 s after up was killed: {alive:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let left: Vec<String> = marked_processes(&mark)
-        .into_iter()
-        .filter(|line| {
-            let pid: u32 = line.split(':').next().unwrap().parse().unwrap();
-            running(pid)
-        })
-        .collect();
-    assert!(left.is_empty(), "processes left behind: {left:#?}");
-    for port in base..base + PORTS {
-        assert!(
-            TcpListener::bind(("127.0.0.1", port)).is_ok(),
-            "port {port} still held"
-        );
-    }
+    eventually(
+        Duration::from_secs(30),
+        "every child of the killed up ends",
+        async || pids.iter().all(|(_, pid)| !running(*pid)),
+    )
+    .await;
+    assert_all_gone(&pids, &mark, base);
 }
