@@ -13,6 +13,9 @@
 //!   JetStream cluster under load; no acknowledged publish lost, consumers go on.
 //! - `postgres_outage`: the order service's Postgres cut off and restored
 //!   behind a TCP proxy; 503 problems, no partial order, recovery in place.
+//! - `stock_release`: a checkout whose reservation went unanswered; the
+//!   stock comes back once the product service answers, across a kill -9 of
+//!   the order service.
 
 mod pg_proxy;
 mod processes;
@@ -25,3 +28,4 @@ mod analytics_crash;
 mod nats_cluster;
 mod nats_restart;
 mod postgres_outage;
+mod stock_release;

@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod domain;
 pub mod error;
+pub mod releaser;
 pub mod routes;
 pub mod settings;
 pub mod startup;

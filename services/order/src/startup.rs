@@ -1,16 +1,21 @@
 //! Building and running the order service.
 
 use crate::catalog::Catalog;
+use crate::releaser::StockReleaser;
 use crate::routes::{self, AppState};
 use crate::settings::Settings;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use shopmesh_shared::service::{ServiceCore, bind, http_server, migrate};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub struct Application {
     port: u16,
     server: Server,
     core: ServiceCore,
+    releaser: JoinHandle<()>,
+    stop_releaser: CancellationToken,
 }
 
 impl Application {
@@ -19,12 +24,15 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let core = ServiceCore::start(crate::SERVICE, &settings.core).await?;
         migrate(&core.pool, sqlx::migrate!("./migrations"), crate::SERVICE).await?;
+        let catalog = Catalog::new(core.client.clone(), settings.rpc_timeout);
+        let releaser = StockReleaser::new(core.pool.clone(), catalog.clone());
         let state = web::Data::new(AppState {
             pool: core.pool.clone(),
-            catalog: Catalog::new(core.client.clone(), settings.rpc_timeout),
+            catalog,
             publisher: core.publisher.clone(),
             behaviour: core.behaviour.clone(),
             outbox_wake: core.outbox_wake.clone(),
+            release_wake: releaser.notifier(),
         });
         let key = settings.core.auth.token_key.clone();
         let listener = bind(&settings.core.http)?;
@@ -38,7 +46,15 @@ impl Application {
                 routes::configure(cfg);
             },
         )?;
-        Ok(Self { port, server, core })
+        let stop_releaser = CancellationToken::new();
+        let releaser = tokio::spawn(releaser.run(stop_releaser.clone()));
+        Ok(Self {
+            port,
+            server,
+            core,
+            releaser,
+            stop_releaser,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -51,9 +67,12 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped, then drains the outbox and the behaviour buffer.
+    /// Serves until stopped, then stops the stock releaser (what it has not
+    /// released stays recorded) and drains the outbox and the behaviour buffer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        self.stop_releaser.cancel();
+        let _ = self.releaser.await;
         self.core.shutdown().await;
         served.map_err(Into::into)
     }

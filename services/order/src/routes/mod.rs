@@ -20,6 +20,8 @@ pub struct AppState {
     pub publisher: EventPublisher,
     pub behaviour: BehaviourPublisher,
     pub outbox_wake: Arc<Notify>,
+    /// Wake the stock releaser after recording a pending release.
+    pub release_wake: Arc<Notify>,
 }
 
 /// Registers the routes, with a 405 problem for a wrong method.

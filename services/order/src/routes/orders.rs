@@ -1,9 +1,9 @@
 //! `/orders`: checkout, history and cancellation.
 
 use super::AppState;
-use crate::catalog::Catalog;
 use crate::domain::{Order, OrderLine, OrderStatus};
 use crate::error::OrderError;
+use crate::releaser::queue_release;
 use crate::storage::{cart, orders};
 use actix_web::{HttpResponse, web};
 use shopmesh_shared::events::{Event, EventMeta, OrderCancelled, OrderId, OrderPlaced, Timestamp};
@@ -102,23 +102,12 @@ async fn record_placed(state: &AppState, order: &Order) -> Result<(), OrderError
     Ok(())
 }
 
-/// Gives a reservation back in the background, retrying: releasing is
-/// idempotent, and stock held for an order that does not exist is lost stock.
+/// Hands a reservation to the releaser in the background (recorded in the
+/// database: stock held for an order that does not exist is lost stock).
 fn release_later(state: &AppState, order_id: OrderId) {
-    tokio::spawn(release(state.catalog.clone(), order_id));
-}
-
-async fn release(catalog: Catalog, order_id: OrderId) {
-    for attempt in 0..6u32 {
-        match catalog.release(order_id).await {
-            Ok(_) => return,
-            Err(error) => {
-                tracing::warn!(%order_id, %error, attempt, "cannot release the reservation yet");
-                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-            }
-        }
-    }
-    tracing::error!(%order_id, "reservation not released; release it with the product service's release endpoint");
+    let pool = state.pool.clone();
+    let wake = state.release_wake.clone();
+    tokio::spawn(async move { queue_release(&pool, &wake, order_id).await });
 }
 
 /// After writing a reserved order failed: releases its reservation unless
@@ -129,7 +118,7 @@ async fn release(catalog: Catalog, order_id: OrderId) {
 /// then, a committed one visible).
 fn release_unless_recorded(state: &AppState, order_id: OrderId) {
     let pool = state.pool.clone();
-    let catalog = state.catalog.clone();
+    let wake = state.release_wake.clone();
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
         loop {
@@ -146,7 +135,7 @@ fn release_unless_recorded(state: &AppState, order_id: OrderId) {
                 }
             }
         }
-        release(catalog, order_id).await;
+        queue_release(&pool, &wake, order_id).await;
     });
 }
 

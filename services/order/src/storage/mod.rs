@@ -3,6 +3,7 @@
 
 pub mod cart;
 pub mod orders;
+pub mod releases;
 
 use shopmesh_shared::events::{Category, ProductId};
 
