@@ -94,7 +94,8 @@ pub fn merge_lines(lines: &[ReserveLine]) -> Result<BTreeMap<ProductId, u32>, In
 }
 
 /// Reserves every line or none. Idempotent per order id: a repeat answers
-/// the stored lines without touching stock.
+/// the stored lines without touching stock. An order released already is
+/// refused (`Released`).
 pub async fn reserve(
     state: &AppState,
     request: &ReserveRequest,
@@ -130,6 +131,13 @@ async fn try_reserve(
     let mut tx = repository::begin_write(&state.pool, state.db_kind)
         .await
         .context("begin reservation")?;
+    if !reservations::claim(&mut tx, order)
+        .await
+        .context("claim the order")?
+    {
+        tx.rollback().await.context("end refused reservation")?;
+        return Ok(ReserveResponse::Released);
+    }
     let existing = reservations::find(&mut tx, order)
         .await
         .context("read existing reservation")?;
@@ -211,7 +219,8 @@ async fn try_reserve(
 }
 
 /// Gives an order's reserved stock back. `released: false` when there was
-/// nothing to release (never reserved, or released already).
+/// nothing to release (never reserved, or released already). Either way the
+/// order stays released: a reservation for it arriving later takes nothing.
 pub async fn release(
     state: &AppState,
     request: &ReleaseRequest,
@@ -219,14 +228,17 @@ pub async fn release(
     let mut tx = repository::begin_write(&state.pool, state.db_kind)
         .await
         .context("begin release")?;
+    let now = now_ms();
+    reservations::mark_released(&mut tx, request.order_id, now)
+        .await
+        .context("mark the order released")?;
     let lines = reservations::remove(&mut tx, request.order_id)
         .await
         .context("remove reservations")?;
     if lines.is_empty() {
-        tx.rollback().await.context("end empty release")?;
+        tx.commit().await.context("commit empty release")?;
         return Ok(ReleaseResponse { released: false });
     }
-    let now = now_ms();
     for (product_id, quantity) in lines {
         // Products are never deleted, so a reserved one is always there.
         let Some(moved) = reservations::give_back(&mut tx, product_id, quantity, now)

@@ -83,6 +83,9 @@ pub enum ReserveResponse {
     Short { short: Vec<ShortLine> },
     /// Nothing was reserved: these products do not exist.
     Unknown { missing: Vec<ProductId> },
+    /// Nothing was reserved: the order was released already (a request that
+    /// arrived after its checkout was given up).
+    Released,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,6 +44,13 @@ pub async fn checkout(
         Ok(ReserveResponse::Reserved { lines }) => lines,
         Ok(ReserveResponse::Short { short }) => return Err(OrderError::OutOfStock(short)),
         Ok(ReserveResponse::Unknown { missing }) => return Err(OrderError::ProductsGone(missing)),
+        // Order ids are new per checkout, so only a broken product service
+        // (or a clash of ids) answers this.
+        Ok(ReserveResponse::Released) => {
+            return Err(OrderError::Unexpected(anyhow::anyhow!(
+                "the product service says order {order_id} was released already"
+            )));
+        }
         Err(error) => {
             // The reservation may have been made with only its answer lost.
             release_later(&state, order_id);

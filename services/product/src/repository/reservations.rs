@@ -151,6 +151,45 @@ pub async fn insert(
     Ok(())
 }
 
+/// Claims `order` for a reservation: its row in `reserved_orders`, written
+/// before anything else so that a concurrent release of the same order waits
+/// for this transaction (or this one for the release). False when the order
+/// was released already: it must take no stock.
+pub async fn claim(conn: &mut AnyConnection, order: OrderId) -> sqlx::Result<bool> {
+    sqlx::query(
+        "INSERT INTO reserved_orders (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(order.to_string())
+    .execute(traced(&mut *conn))
+    .await?;
+    let released: Option<i64> =
+        sqlx::query("SELECT released_at_ms FROM reserved_orders WHERE order_id = $1")
+            .bind(order.to_string())
+            .fetch_one(traced(&mut *conn))
+            .await?
+            .try_get(0)?;
+    Ok(released.is_none())
+}
+
+/// Marks `order` released (also when nothing was reserved for it yet: a
+/// reservation arriving later is refused). Written before the reservations
+/// are read, for the same reason as [`claim`].
+pub async fn mark_released(
+    conn: &mut AnyConnection,
+    order: OrderId,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO reserved_orders (order_id, released_at_ms) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO UPDATE SET released_at_ms = $2",
+    )
+    .bind(order.to_string())
+    .bind(now_ms)
+    .execute(traced(conn))
+    .await?;
+    Ok(())
+}
+
 /// Deletes `order`'s reservations and returns what they held, by product id.
 /// Deleting first is what makes a release happen once: a concurrent release
 /// of the same order waits on these rows and then finds none.

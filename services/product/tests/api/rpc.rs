@@ -265,13 +265,63 @@ async fn release_gives_stock_back_once() {
         assert_eq!(stock(&app, lamp_id).await, 5);
         assert_eq!(stock(&app, book_id).await, 2);
 
-        // The order can be reserved again after its release.
+        // A released order stays released: a reservation for it arriving
+        // late (its checkout given up meanwhile) takes nothing.
         let again = reserve(&app, order, vec![line(book_id, 2)]).await;
+        assert_eq!(again, ReserveResponse::Released, "{:?}", app.kind);
+        assert_eq!(stock(&app, book_id).await, 2);
+    }
+}
+
+/// The order service releases a checkout whose reservation went unanswered;
+/// the reservation itself may still be on its way (the product service was
+/// slow, which is why the answer was late). Arriving after the release, it
+/// must take no stock, or the stock of an order that does not exist stays
+/// reserved for ever.
+#[tokio::test]
+async fn a_reservation_arriving_after_its_release_takes_no_stock() {
+    for database in test_databases().await {
+        let app = spawn_app(database).await;
+        let lamp_id = app.create_product_id("Lamp", 5).await;
+        let order = OrderId::new_v7();
+        assert!(!release(&app, order).await, "nothing reserved yet");
+        let late = reserve(&app, order, vec![line(lamp_id, 3)]).await;
+        assert_eq!(late, ReserveResponse::Released, "{:?}", app.kind);
+        assert_eq!(stock(&app, lamp_id).await, 5);
+        // Other orders are not affected.
+        let other = reserve(&app, OrderId::new_v7(), vec![line(lamp_id, 3)]).await;
         assert!(
-            matches!(again, ReserveResponse::Reserved { .. }),
-            "{again:?}"
+            matches!(other, ReserveResponse::Reserved { .. }),
+            "{other:?}"
         );
-        assert_eq!(stock(&app, book_id).await, 0);
+        assert_eq!(stock(&app, lamp_id).await, 2);
+    }
+}
+
+/// A release racing a reservation of the same order, over and over: each
+/// pair ends with the stock either reserved and then given back, or never
+/// taken; never taken and kept.
+#[tokio::test]
+async fn a_release_racing_its_reservation_never_leaves_stock_taken() {
+    for database in test_databases().await {
+        let app = spawn_app(database).await;
+        let lamp_id = app.create_product_id("Lamp", 100).await;
+        for _ in 0..20 {
+            let order = OrderId::new_v7();
+            let (reserved, _) = futures::join!(
+                reserve(&app, order, vec![line(lamp_id, 1)]),
+                release(&app, order)
+            );
+            assert!(
+                matches!(
+                    reserved,
+                    ReserveResponse::Reserved { .. } | ReserveResponse::Released
+                ),
+                "{reserved:?} on {:?}",
+                app.kind
+            );
+            assert_eq!(stock(&app, lamp_id).await, 100, "{:?}", app.kind);
+        }
     }
 }
 
