@@ -27,17 +27,11 @@ use std::time::Duration;
 struct Service {
     name: &'static str,
     port: u16,
-    /// Everything the binary reads: its `Settings::variables()` plus the
-    /// telemetry variables its `main` reads through `TelemetrySettings`.
+    /// Everything the binary reads: its `Settings::variables()` (which
+    /// include the telemetry variables its `main` reads).
     variables: BTreeSet<&'static str>,
     /// The binary's own start-up validation.
     validate: fn(&Env) -> Result<(), SettingsError>,
-}
-
-fn with_telemetry(mut names: Vec<&'static str>) -> BTreeSet<&'static str> {
-    // Every service's main.rs calls TelemetrySettings::from_env.
-    names.extend_from_slice(TelemetrySettings::VARIABLES);
-    names.into_iter().collect()
 }
 
 fn validate_telemetry(env: &Env, name: &str) -> Result<(), SettingsError> {
@@ -49,7 +43,9 @@ fn services() -> Vec<Service> {
         Service {
             name: "user",
             port: shopmesh_user::settings::DEFAULT_PORT,
-            variables: with_telemetry(shopmesh_user::settings::Settings::variables()),
+            variables: shopmesh_user::settings::Settings::variables()
+                .into_iter()
+                .collect(),
             validate: |env| {
                 shopmesh_user::settings::Settings::from_env(env)?;
                 validate_telemetry(env, "user")
@@ -58,7 +54,9 @@ fn services() -> Vec<Service> {
         Service {
             name: "product",
             port: shopmesh_product::settings::DEFAULT_PORT,
-            variables: with_telemetry(shopmesh_product::settings::Settings::variables()),
+            variables: shopmesh_product::settings::Settings::variables()
+                .into_iter()
+                .collect(),
             validate: |env| {
                 shopmesh_product::settings::Settings::from_env(env)?;
                 validate_telemetry(env, "product")
@@ -67,7 +65,9 @@ fn services() -> Vec<Service> {
         Service {
             name: "order",
             port: shopmesh_order::settings::DEFAULT_PORT,
-            variables: with_telemetry(shopmesh_order::settings::Settings::variables()),
+            variables: shopmesh_order::settings::Settings::variables()
+                .into_iter()
+                .collect(),
             validate: |env| {
                 shopmesh_order::settings::Settings::from_env(env)?;
                 validate_telemetry(env, "order")
@@ -76,7 +76,9 @@ fn services() -> Vec<Service> {
         Service {
             name: "analytics",
             port: shopmesh_analytics::settings::DEFAULT_PORT,
-            variables: with_telemetry(shopmesh_analytics::settings::Settings::variables()),
+            variables: shopmesh_analytics::settings::Settings::variables()
+                .into_iter()
+                .collect(),
             validate: |env| {
                 shopmesh_analytics::settings::Settings::from_env(env)?;
                 validate_telemetry(env, "analytics")
@@ -264,7 +266,7 @@ fn compose_gives_each_service_only_variables_it_reads() {
             assert!(
                 service.variables.contains(name.as_str()),
                 "{COMPOSE}: service {} sets {name}, which shopmesh-{} never reads \
-                 (not in its Settings::variables() nor TelemetrySettings::VARIABLES)",
+                 (not in its Settings::variables())",
                 service.name,
                 service.name
             );

@@ -6,6 +6,7 @@ use crate::recommend::RecommenderSettings;
 use shopmesh_shared::service::HttpSettings;
 use shopmesh_shared::settings::{BackboneSettings, Env, SettingsError};
 use shopmesh_shared::subjects::Partition;
+use shopmesh_shared::telemetry::TelemetrySettings;
 use std::time::Duration;
 
 /// Default HTTP port of the analytics service.
@@ -185,7 +186,8 @@ impl Settings {
             .collect()
     }
 
-    /// Every variable [`Settings::from_env`] reads.
+    /// Every variable the service reads: [`Settings::from_env`]'s and
+    /// telemetry's (read by `main`).
     pub fn variables() -> Vec<&'static str> {
         let mut names = vec![
             "SHOPMESH_HTTP_HOST",
@@ -208,6 +210,7 @@ impl Settings {
             "SHOPMESH_RECOMMEND_CATEGORY_SHARE",
         ];
         names.extend_from_slice(BackboneSettings::VARIABLES);
+        names.extend_from_slice(TelemetrySettings::VARIABLES);
         names
     }
 }
@@ -265,5 +268,6 @@ mod tests {
         let names = Settings::variables();
         assert!(names.contains(&"NATS_URL"));
         assert!(names.contains(&"SHOPMESH_ANALYTICS_SNAPSHOT_EVERY"));
+        assert!(names.contains(&"OTEL_EXPORTER_OTLP_ENDPOINT"));
     }
 }

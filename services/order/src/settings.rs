@@ -2,6 +2,7 @@
 
 use shopmesh_shared::service::CoreSettings;
 use shopmesh_shared::settings::{Env, SettingsError};
+use shopmesh_shared::telemetry::TelemetrySettings;
 use std::time::Duration;
 
 /// The order service listens here unless `SHOPMESH_HTTP_PORT` says otherwise.
@@ -22,10 +23,30 @@ impl Settings {
         })
     }
 
-    /// Every variable [`Settings::from_env`] reads.
+    /// Every variable the service reads: [`Settings::from_env`]'s and
+    /// telemetry's (read by `main`).
     pub fn variables() -> Vec<&'static str> {
         let mut names = CoreSettings::variables();
         names.push("SHOPMESH_RPC_TIMEOUT");
+        names.extend_from_slice(TelemetrySettings::VARIABLES);
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_list_core_own_and_telemetry() {
+        let names = Settings::variables();
+        for name in [
+            "DATABASE_URL",
+            "NATS_URL",
+            "SHOPMESH_RPC_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ] {
+            assert!(names.contains(&name), "{name}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use shopmesh_shared::service::CoreSettings;
 use shopmesh_shared::settings::{Env, Secret, SettingsError};
+use shopmesh_shared::telemetry::TelemetrySettings;
 
 /// Port used when `SHOPMESH_HTTP_PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8082;
@@ -40,10 +41,12 @@ impl Settings {
         })
     }
 
-    /// Every variable [`Settings::from_env`] reads.
+    /// Every variable the service reads: [`Settings::from_env`]'s and
+    /// telemetry's (read by `main`).
     pub fn variables() -> Vec<&'static str> {
         let mut names = CoreSettings::variables();
         names.push("SHOPMESH_RPC_MAX_INFLIGHT");
+        names.extend_from_slice(TelemetrySettings::VARIABLES);
         names
     }
 }
@@ -98,6 +101,7 @@ mod tests {
             "NATS_URL",
             "SHOPMESH_OUTBOX_POLL",
             "SHOPMESH_RPC_MAX_INFLIGHT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
         ] {
             assert!(names.contains(&name), "{name}");
         }
