@@ -214,7 +214,7 @@ async fn only_postgres_connections_are_pinged_before_use() {
             .unwrap();
         assert_eq!(
             pool.options().get_test_before_acquire(),
-            database.kind == shopmesh_shared::testkit::DatabaseKind::Postgres,
+            database.kind == DatabaseKind::Postgres,
             "{:?}",
             database.kind
         );

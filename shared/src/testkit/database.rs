@@ -5,11 +5,7 @@
 use sqlx::Connection;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DatabaseKind {
-    Sqlite,
-    Postgres,
-}
+pub use crate::db::DatabaseKind;
 
 /// One database owned by one test.
 pub struct TestDatabase {
