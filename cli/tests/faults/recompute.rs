@@ -8,12 +8,13 @@ use super::stream::Stored;
 use shopmesh_analytics::eval::local::LocalShards;
 use shopmesh_analytics::gather::merge_products;
 use shopmesh_analytics::items::ItemGraph;
-use shopmesh_analytics::recommend::{self, Recommendation, RecommenderSettings};
+use shopmesh_analytics::recommend::{self, RecommenderSettings};
 use shopmesh_analytics::routes::funnel::Funnel;
 use shopmesh_analytics::routes::products::ProductStats;
 use shopmesh_analytics::routes::recommendations::{SimilarProducts, UserRecommendations};
 use shopmesh_analytics::settings::AggregateSettings;
 use shopmesh_analytics::state::{FunnelFigures, PartitionState, UserProfile};
+use shopmesh_analytics::testkit::{self, assert_profile_eq, assert_same_items};
 use shopmesh_shared::events::{EventPayload, Timestamp};
 use shopmesh_shared::subjects::{PartitionCount, partition_for};
 use shopmesh_shared::testkit::eventually;
@@ -22,17 +23,12 @@ use std::time::Duration;
 
 /// Every partition's state after applying the whole stream in order.
 pub fn recompute(messages: &[Stored]) -> BTreeMap<u16, PartitionState> {
-    let config = AggregateSettings::default();
-    let mut states: BTreeMap<u16, PartitionState> = BTreeMap::new();
-    for stored in messages {
-        if let Some(event) = &stored.event {
-            states
-                .entry(stored.partition)
-                .or_default()
-                .apply(stored.sequence, event, &config);
-        }
-    }
-    states
+    testkit::recompute(
+        messages
+            .iter()
+            .filter_map(|stored| Some((stored.sequence, stored.partition, stored.event.as_ref()?))),
+        &AggregateSettings::default(),
+    )
 }
 
 /// `GET {address}/stats`, when it answers.
@@ -244,35 +240,4 @@ pub async fn assert_matches_recomputation(
         );
     }
     applied
-}
-
-/// Profiles equal; affinity scores up to JSON's decimal round trip.
-fn assert_profile_eq(got: &UserProfile, expected: &UserProfile) {
-    let strip = |p: &UserProfile| UserProfile {
-        top_categories: Vec::new(),
-        ..p.clone()
-    };
-    assert_eq!(strip(got), strip(expected));
-    assert_eq!(got.top_categories.len(), expected.top_categories.len());
-    for (g, e) in got.top_categories.iter().zip(&expected.top_categories) {
-        assert_eq!(g.category, e.category);
-        assert!(close(g.score, e.score), "{g:?} vs {e:?}");
-    }
-}
-
-/// The same items in the same order; scores up to JSON's round trip.
-fn assert_same_items(got: &[Recommendation], expected: &[Recommendation], what: &str) {
-    assert_eq!(got.len(), expected.len(), "{what}");
-    for (g, e) in got.iter().zip(expected) {
-        assert!(close(g.score, e.score), "{what}: {g:?} vs {e:?}");
-        let same = Recommendation {
-            score: e.score,
-            ..g.clone()
-        };
-        assert_eq!(&same, e, "{what}");
-    }
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
 }

@@ -21,6 +21,8 @@ pub mod settings;
 pub mod snapshot;
 pub mod startup;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod window;
 
 /// The service's name in telemetry and NATS connection names.

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use shopmesh_analytics::gather::{merge_products, top_k};
 use shopmesh_analytics::settings::{AggregateSettings, Settings};
 use shopmesh_analytics::startup::Application;
-use shopmesh_analytics::state::{
-    FunnelFigures, PartitionState, ProductFigures, ScoredProduct, UserProfile,
-};
+use shopmesh_analytics::state::{FunnelFigures, PartitionState, ProductFigures, ScoredProduct};
+use shopmesh_analytics::testkit;
+pub use shopmesh_analytics::testkit::assert_profile_eq;
 use shopmesh_analytics::window::WindowKind;
 use shopmesh_shared::events::*;
 use shopmesh_shared::nats::EventPublisher;
@@ -179,21 +179,17 @@ pub async fn read_stream(js: &jetstream::Context) -> Vec<(u64, u16, Option<Event
 }
 
 /// The straightforward, single-threaded recomputation: every event applied
-/// in stream order to its partition's state.
+/// in stream order to its partition's state (undecodable messages skipped).
 pub fn recompute(
     messages: &[(u64, u16, Option<Event>)],
     config: &AggregateSettings,
 ) -> BTreeMap<u16, PartitionState> {
-    let mut states: BTreeMap<u16, PartitionState> = BTreeMap::new();
-    for (sequence, partition, event) in messages {
-        if let Some(event) = event {
-            states
-                .entry(*partition)
-                .or_default()
-                .apply(*sequence, event, config);
-        }
-    }
-    states
+    testkit::recompute(
+        messages.iter().filter_map(|(sequence, partition, event)| {
+            Some((*sequence, *partition, event.as_ref()?))
+        }),
+        config,
+    )
 }
 
 pub fn expected_product(
@@ -233,23 +229,6 @@ pub fn expected_funnel(states: &BTreeMap<u16, PartitionState>) -> FunnelFigures 
 
 pub fn partition_count() -> PartitionCount {
     PartitionCount::new(PARTITIONS).unwrap()
-}
-
-/// Profiles equal, affinity scores up to JSON's decimal round trip of f64.
-pub fn assert_profile_eq(got: &UserProfile, expected: &UserProfile) {
-    let strip = |p: &UserProfile| UserProfile {
-        top_categories: Vec::new(),
-        ..p.clone()
-    };
-    assert_eq!(strip(got), strip(expected));
-    assert_eq!(got.top_categories.len(), expected.top_categories.len());
-    for (g, e) in got.top_categories.iter().zip(&expected.top_categories) {
-        assert_eq!(g.category, e.category);
-        assert!(
-            (g.score - e.score).abs() <= 1e-9 * e.score.abs().max(1.0),
-            "{g:?} vs {e:?}"
-        );
-    }
 }
 
 pub fn free_port() -> u16 {

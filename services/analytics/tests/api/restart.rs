@@ -6,7 +6,7 @@ use crate::helpers::*;
 use async_nats::jetstream;
 use shopmesh_analytics::eval::local::LocalShards;
 use shopmesh_analytics::items::ItemGraph;
-use shopmesh_analytics::recommend::{self, Recommendation, RecommenderSettings};
+use shopmesh_analytics::recommend::{self, RecommenderSettings};
 use shopmesh_analytics::routes::funnel::Funnel;
 use shopmesh_analytics::routes::products::ProductStats;
 use shopmesh_analytics::routes::recommendations::{SimilarProducts, UserRecommendations};
@@ -14,6 +14,7 @@ use shopmesh_analytics::run_system;
 use shopmesh_analytics::settings::AggregateSettings;
 use shopmesh_analytics::snapshot::SnapshotStore;
 use shopmesh_analytics::state::UserProfile;
+use shopmesh_analytics::testkit::assert_same_items;
 use shopmesh_shared::events::Timestamp;
 use shopmesh_shared::subjects::{Partition, partition_for};
 use shopmesh_shared::testkit::{TestBackbone, eventually};
@@ -82,22 +83,6 @@ fn a_graceful_restart_resumes_from_the_snapshots_without_double_counting() {
 
 /// Compares every user profile, product's all-time and 24 h figures and the
 /// funnel served at `address` with a recomputation over the whole stream.
-/// Equal items; scores equal up to JSON's float round trip.
-fn assert_same_items(got: &[Recommendation], expected: &[Recommendation], what: &str) {
-    assert_eq!(got.len(), expected.len(), "{what}");
-    for (g, e) in got.iter().zip(expected) {
-        assert!(
-            (g.score - e.score).abs() <= 1e-9 * e.score.abs().max(1.0),
-            "{what}"
-        );
-        let same = Recommendation {
-            score: e.score,
-            ..g.clone()
-        };
-        assert_eq!(&same, e, "{what}");
-    }
-}
-
 async fn assert_matches_recomputation(
     address: &str,
     js: &jetstream::Context,
