@@ -779,6 +779,7 @@ fn the_grafana_dashboard_queries_only_metrics_the_code_exports() {
         "shopmesh_http_request_duration_seconds",
         "shopmesh_http_requests_total",
         "shopmesh_outbox_backlog",
+        "shopmesh_pending_releases",
     ] {
         assert!(used.contains(needed), "{file}: no panel shows {needed}");
     }

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub behaviour_dropped: IntCounterVec,
     /// Outbox rows not yet published.
     pub outbox_backlog: IntGauge,
+    /// Stock reservations of failed checkouts not yet given back (the order
+    /// service's `pending_releases`).
+    pub pending_releases: IntGauge,
     /// Messages handled by a consumer, by outcome (`handled`, `nakked`,
     /// `dead_lettered`, `skipped_newer`).
     pub consumer_messages: IntCounterVec,
@@ -109,6 +112,14 @@ impl Metrics {
         registry
             .register(Box::new(outbox_backlog.clone()))
             .expect("metric registered once");
+        let pending_releases = IntGauge::new(
+            "shopmesh_pending_releases",
+            "Stock reservations of failed checkouts not yet given back",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(pending_releases.clone()))
+            .expect("metric registered once");
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
                 "shopmesh_consumer_lag",
@@ -163,6 +174,7 @@ impl Metrics {
             events_publish_failed,
             behaviour_dropped,
             outbox_backlog,
+            pending_releases,
             consumer_messages,
             consumer_lag,
             recommendation_duration,

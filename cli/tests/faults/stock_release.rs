@@ -5,7 +5,7 @@
 //! order service is killed meanwhile.
 
 use crate::processes::DomainServices;
-use crate::shop::{Shop, http_client};
+use crate::shop::{Shop, http_client, metric_sum};
 use crate::tables::{self, Ledger};
 use shopmesh_shared::events::{OrderId, ProductId};
 use shopmesh_shared::rpc::{self, PRODUCT_RESERVE, ReserveLine, ReserveRequest, ReserveResponse};
@@ -13,6 +13,7 @@ use shopmesh_shared::testkit::{TestBackbone, eventually};
 use std::time::Duration;
 
 const STOCK: i64 = 10;
+const PENDING: &str = "shopmesh_pending_releases";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_whose_answer_was_lost_is_given_back_after_a_restart() {
@@ -48,6 +49,12 @@ async fn a_reservation_whose_answer_was_lost_is_given_back_after_a_restart() {
     )
     .await;
     let order_id = OrderId::parse(&pending().await[0]).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the order service reports one pending release",
+        async || metric_sum(&http, &services.order.url, PENDING).await == 1.0,
+    )
+    .await;
 
     // The order service dies before the product service is back, so the
     // release can only come from what it recorded.
@@ -89,6 +96,12 @@ async fn a_reservation_whose_answer_was_lost_is_given_back_after_a_restart() {
                 && ledger.stock[&product] == STOCK
                 && pending().await.is_empty()
         },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the order service reports no pending release",
+        async || metric_sum(&http, &services.order.url, PENDING).await == 0.0,
     )
     .await;
     let ledger = Ledger::read(&order_db, &product_db).await;

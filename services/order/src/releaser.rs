@@ -12,6 +12,7 @@
 use crate::catalog::Catalog;
 use crate::storage::releases;
 use shopmesh_shared::events::{OrderId, Timestamp};
+use shopmesh_shared::metrics::metrics;
 use sqlx::AnyPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,9 @@ impl StockReleaser {
                 _ = shutdown.cancelled() => return,
                 round = self.release_pending() => round,
             };
+            if let Ok(waiting) = releases::count(&self.pool).await {
+                metrics().pending_releases.set(waiting);
+            }
             let wait = match round {
                 Ok(Round::Drained) => {
                     retry = RETRY_MIN;

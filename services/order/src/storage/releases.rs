@@ -41,3 +41,11 @@ pub async fn forget(pool: &AnyPool, order: OrderId) -> Result<(), sqlx::Error> {
         .await?;
     Ok(())
 }
+
+/// How many releases wait.
+pub async fn count(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) FROM pending_releases")
+        .fetch_one(traced(pool))
+        .await?
+        .try_get(0)
+}
