@@ -780,6 +780,7 @@ fn the_grafana_dashboard_queries_only_metrics_the_code_exports() {
         "shopmesh_http_requests_total",
         "shopmesh_outbox_backlog",
         "shopmesh_pending_releases",
+        "shopmesh_consumer_restarts_total",
     ] {
         assert!(used.contains(needed), "{file}: no panel shows {needed}");
     }

@@ -37,6 +37,10 @@ pub struct Metrics {
     /// Messages waiting for a consumer, by partition (the server's
     /// num_pending at the last delivery).
     pub consumer_lag: IntGaugeVec,
+    /// Partition consumers restarted from their handler's position because
+    /// deliveries were lost on the way (a skipped consumer sequence), by
+    /// partition.
+    pub consumer_restarts: IntCounterVec,
     /// Time from the request to the answer of a recommendation query.
     pub recommendation_duration: Histogram,
     /// Deliveries sent to a partition actor and not yet applied, by
@@ -93,6 +97,11 @@ impl Metrics {
             "shopmesh_consumer_messages_total",
             "Messages a consumer finished with, by outcome",
             &["outcome"],
+        );
+        let consumer_restarts = counter(
+            "shopmesh_consumer_restarts_total",
+            "Partition consumers restarted from the handler's position after deliveries were lost on the way",
+            &["partition"],
         );
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -177,6 +186,7 @@ impl Metrics {
             pending_releases,
             consumer_messages,
             consumer_lag,
+            consumer_restarts,
             recommendation_duration,
         }
     }

@@ -513,3 +513,117 @@ async fn a_server_older_than_2_10_is_refused_by_name_and_version() {
     assert!(text.contains("version 2.9.10"), "{text}");
     assert!(text.contains(">= 2.10.23"), "{text}");
 }
+
+/// Applies each partition's events at most once and in stream order, the
+/// way the analytics actors do: a delivery at or below the last applied
+/// sequence is taken for a redelivery and skipped. Holds its first delivery
+/// until released.
+struct InOrder {
+    last: Mutex<u64>,
+    applied: Mutex<Vec<u64>>,
+    holding: mpsc::UnboundedSender<u64>,
+    release: tokio::sync::Semaphore,
+}
+
+impl EventHandler for InOrder {
+    async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
+        if self.applied.lock().unwrap().is_empty() {
+            let _ = self.holding.send(delivery.stream_sequence);
+            let _permit = self.release.acquire().await.unwrap();
+        }
+        let mut last = self.last.lock().unwrap();
+        if delivery.stream_sequence > *last {
+            *last = delivery.stream_sequence;
+            self.applied.lock().unwrap().push(delivery.stream_sequence);
+        }
+        Ok(())
+    }
+
+    async fn resume_sequence(&self, _: shopmesh_shared::subjects::Partition) -> Option<u64> {
+        Some(*self.last.lock().unwrap() + 1)
+    }
+}
+
+/// A delivery that never reaches the runner (here taken by another client
+/// pulling from the same consumer; in production lost with a server that
+/// died) would come back only after `ack_wait`, behind later ones, and an
+/// in-order handler would skip it for good. The runner sees the skipped
+/// consumer sequence and restarts the consumer where the handler stands.
+#[tokio::test]
+async fn a_delivery_lost_on_the_way_restarts_an_in_order_handler_where_it_stands() {
+    let mut backbone = TestBackbone::start().await;
+    // One message per pull keeps the rest at the server for the thief; the
+    // redelivery of what it takes would come long after this test's waits.
+    backbone.settings.consumer.batch = 1;
+    backbone.settings.consumer.ack_wait = Duration::from_secs(120);
+    let user = UserId::new_v7();
+    let partition = partition_for(Some(&user), backbone.settings.streams.partitions);
+    let publisher = backbone.publisher();
+    let mut sequences = Vec::new();
+    for _ in 0..10 {
+        sequences.push(
+            publisher
+                .publish(&viewed_by(user))
+                .await
+                .unwrap()
+                .stream_sequence,
+        );
+    }
+
+    let (holding_tx, mut holding) = mpsc::unbounded_channel();
+    let handler = Arc::new(InOrder {
+        last: Mutex::new(0),
+        applied: Mutex::default(),
+        holding: holding_tx,
+        release: tokio::sync::Semaphore::new(0),
+    });
+    let runner = ConsumerRunner::new(
+        backbone.js.clone(),
+        "ordered",
+        vec![partition],
+        &backbone.settings.streams,
+        &backbone.settings.consumer,
+        handler.clone(),
+    );
+    let stats = runner.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(runner.run(shutdown.clone()));
+    let first = tokio::time::timeout(WAIT, holding.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, sequences[0]);
+
+    // While the runner holds the first message, another client takes one
+    // delivery of the same consumer and never acknowledges it.
+    let consumer: async_nats::jetstream::consumer::PullConsumer = backbone
+        .js
+        .get_stream(&backbone.settings.streams.events_stream)
+        .await
+        .unwrap()
+        .get_consumer(&shopmesh_shared::nats::consumer_name("ordered", partition))
+        .await
+        .unwrap();
+    let mut taken = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let stolen = futures::StreamExt::next(&mut taken)
+        .await
+        .expect("the other client gets a delivery")
+        .unwrap();
+    let stolen = stolen.info().unwrap().stream_sequence;
+    assert!(sequences.contains(&stolen) && stolen != first);
+
+    handler.release.add_permits(1);
+    eventually(WAIT, "every event applied once, in order", async || {
+        *handler.applied.lock().unwrap() == sequences
+    })
+    .await;
+    assert_eq!(stats.snapshot().restarts, 1);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -2,9 +2,11 @@
 //! pull batch of a partition is sent to its actor as one message and awaited,
 //! so the actor's
 //! bounded mailbox slows the pull loop instead of growing without bound, and
-//! the runner acks only after the actor has applied the event.
+//! the runner acks only after the actor has applied the event. The actor's
+//! last applied sequence is where the partition's consumer restarts after
+//! deliveries were lost on the way (its exactly-once needs stream order).
 
-use crate::actor::{Apply, ApplyBatch, PartitionActor};
+use crate::actor::{Apply, ApplyBatch, Inspect, PartitionActor};
 use actix::Addr;
 use shopmesh_shared::metrics::metrics;
 use shopmesh_shared::nats::{Delivery, EventHandler, HandlerError};
@@ -50,6 +52,19 @@ impl EventHandler for PartitionRouter {
         sent.map_err(|e| {
             HandlerError::Transient(anyhow::anyhow!("partition {partition} actor: {e}"))
         })
+    }
+
+    /// The sequence after the partition's last applied one: its state takes
+    /// the partition's events in stream order and skips what it has seen.
+    /// `None` when the partition is not here or its actor has stopped (the
+    /// service is shutting down, the consumer's restart would not matter).
+    async fn resume_sequence(&self, partition: Partition) -> Option<u64> {
+        let addr = self.actor(partition).ok()?;
+        let last = addr
+            .send(Inspect(Box::new(|view| view.state.last_sequence)))
+            .await
+            .ok()?;
+        Some(last + 1)
     }
 
     /// A pull batch in one actor message; each delivery keeps its CONSUMER

@@ -9,11 +9,11 @@
 
 use crate::state::PartitionState;
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer::pull, object_store};
+use async_nats::jetstream::{self, object_store};
 use serde::Serialize;
-use shopmesh_shared::nats::consumer_name;
+use shopmesh_shared::nats::{consumer_name, restart_consumer};
 use shopmesh_shared::settings::{ConsumerSettings, StreamSettings};
-use shopmesh_shared::subjects::{Partition, partition_filter};
+use shopmesh_shared::subjects::Partition;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
@@ -190,6 +190,7 @@ async fn raise_replicas(
 /// Recreates `partition`'s durable consumer so it delivers from
 /// `start_sequence` (from the beginning when `None`), with the configuration
 /// the shared `ConsumerRunner` uses (it then finds and reuses this consumer).
+/// The runner itself restarts it the same way when deliveries were lost.
 /// Retried as a whole (see [`retrying`]): a delete whose answer timed out
 /// may or may not have happened, and the next attempt deletes again.
 pub async fn reset_consumer(
@@ -201,48 +202,12 @@ pub async fn reset_consumer(
 ) -> anyhow::Result<()> {
     let name = consumer_name(GROUP, partition);
     retrying(&format!("reset consumer {name}"), async || {
-        recreate_consumer(js, streams, settings, partition, start_sequence).await
+        restart_consumer(js, streams, settings, GROUP, partition, start_sequence)
+            .await
+            .map(drop)
+            .map_err(anyhow::Error::from)
     })
     .await
-}
-
-async fn recreate_consumer(
-    js: &jetstream::Context,
-    streams: &StreamSettings,
-    settings: &ConsumerSettings,
-    partition: Partition,
-    start_sequence: Option<u64>,
-) -> anyhow::Result<()> {
-    let stream = js
-        .get_stream(&streams.events_stream)
-        .await
-        .with_context(|| format!("stream {} is not available", streams.events_stream))?;
-    let name = consumer_name(GROUP, partition);
-    if let Err(error) = stream.delete_consumer(&name).await {
-        // Not found is the normal case on a first start.
-        tracing::debug!(consumer = %name, %error, "no consumer to delete");
-    }
-    let deliver_policy = match start_sequence {
-        Some(start_sequence) => {
-            jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence }
-        }
-        None => jetstream::consumer::DeliverPolicy::All,
-    };
-    let config = pull::Config {
-        durable_name: Some(name.clone()),
-        description: Some(format!("{GROUP} partition {partition}")),
-        filter_subject: partition_filter(partition),
-        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-        ack_wait: settings.ack_wait,
-        max_ack_pending: settings.max_ack_pending,
-        deliver_policy,
-        ..Default::default()
-    };
-    stream
-        .create_consumer(config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create consumer {name}: {e}"))?;
-    Ok(())
 }
 
 /// Attempts at a start-up step against JetStream before giving up.

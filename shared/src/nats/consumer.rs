@@ -12,6 +12,15 @@
 //! partitions run concurrently. On shutdown each partition stops pulling,
 //! finishes the message in hand and what the client has already buffered, then
 //! returns; anything the server sent after that is redelivered after `ack_wait`.
+//!
+//! Deliveries lost on the way (the client's pull went to a server that died,
+//! a pull stream was replaced) come back only after `ack_wait`, behind later
+//! ones. A handler that keeps exactly-once by "last stream sequence applied"
+//! would then skip them for good, so the runner watches the consumer
+//! sequence (the server numbers every delivery 1, 2, 3, ...): when it skips
+//! a number, nothing after the gap is handled; the partition's consumer is
+//! recreated to start at the handler's [`EventHandler::resume_sequence`]
+//! and delivers in order again. Handlers without one get the redelivery.
 
 use super::BackboneError;
 use super::headers::{self, MessageDecodeError, decode_message};
@@ -59,6 +68,17 @@ pub enum HandlerError {
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
+    /// The stream sequence this handler needs next in `partition`, for a
+    /// handler whose effects depend on stream order (exactly-once by last
+    /// sequence applied): after deliveries were lost on the way, the
+    /// partition's consumer restarts there. `None` (the default) for
+    /// handlers that take redeliveries in any order: the lost ones come back
+    /// after `ack_wait`.
+    fn resume_sequence(&self, partition: Partition) -> impl Future<Output = Option<u64>> + Send {
+        let _ = partition;
+        async { None }
+    }
+
     /// Consecutive deliveries of one partition, in stream order, each with
     /// its CONSUMER span: what the client already held when the first one
     /// arrived (at most the pull batch). The default hands them to `handle`
@@ -88,6 +108,8 @@ pub struct ConsumerStats {
     pub dead_lettered: AtomicU64,
     pub skipped_newer: AtomicU64,
     pub dead_letter_failures: AtomicU64,
+    /// Partition consumers restarted at the handler's resume sequence.
+    pub restarts: AtomicU64,
 }
 
 /// A copy of [`ConsumerStats`] at one moment.
@@ -98,6 +120,7 @@ pub struct ConsumerStatsSnapshot {
     pub dead_lettered: u64,
     pub skipped_newer: u64,
     pub dead_letter_failures: u64,
+    pub restarts: u64,
 }
 
 impl ConsumerStats {
@@ -108,6 +131,7 @@ impl ConsumerStats {
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             skipped_newer: self.skipped_newer.load(Ordering::Relaxed),
             dead_letter_failures: self.dead_letter_failures.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
         }
     }
 }
@@ -115,6 +139,67 @@ impl ConsumerStats {
 /// The durable consumer name of `group`'s consumer for `partition`.
 pub fn consumer_name(group: &str, partition: Partition) -> String {
     format!("{group}-p{:03}", partition.index())
+}
+
+/// The durable pull consumer of `group` for `partition`, delivering from
+/// `start_sequence` (from the beginning without one).
+fn consumer_config(
+    group: &str,
+    settings: &ConsumerSettings,
+    partition: Partition,
+    start_sequence: Option<u64>,
+) -> pull::Config {
+    let deliver_policy = match start_sequence {
+        Some(start_sequence) => {
+            jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence }
+        }
+        None => jetstream::consumer::DeliverPolicy::All,
+    };
+    pull::Config {
+        durable_name: Some(consumer_name(group, partition)),
+        description: Some(format!("{group} partition {partition}")),
+        filter_subject: partition_filter(partition),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_ack_pending: settings.max_ack_pending,
+        deliver_policy,
+        ..Default::default()
+    }
+}
+
+/// Replaces `group`'s durable consumer for `partition` with a new one that
+/// delivers from `start_sequence` (from the beginning without one): its
+/// pending and acknowledged state is dropped, so what it delivers next is
+/// exactly the partition's messages from there, in order.
+pub async fn restart_consumer(
+    js: &jetstream::Context,
+    streams: &StreamSettings,
+    settings: &ConsumerSettings,
+    group: &str,
+    partition: Partition,
+    start_sequence: Option<u64>,
+) -> Result<jetstream::consumer::PullConsumer, BackboneError> {
+    let stream = js
+        .get_stream(&streams.events_stream)
+        .await
+        .map_err(|source| BackboneError::StreamUnavailable {
+            stream: streams.events_stream.clone(),
+            source,
+        })?;
+    let name = consumer_name(group, partition);
+    if let Err(error) = stream.delete_consumer(&name).await {
+        // Not found is the normal case on a first start; anything else makes
+        // the creation below fail (a consumer of that name with another
+        // start), and the caller retries.
+        tracing::debug!(consumer = %name, %error, "no consumer to delete");
+    }
+    stream
+        .create_consumer(consumer_config(group, settings, partition, start_sequence))
+        .await
+        .map_err(|source| BackboneError::Consumer {
+            consumer: name,
+            source,
+        })
 }
 
 /// Runs durable pull consumers for a set of partitions.
@@ -170,16 +255,7 @@ impl<H: EventHandler> ConsumerRunner<H> {
         let mut consumers = Vec::with_capacity(self.partitions.len());
         for &partition in &self.partitions {
             let name = consumer_name(&self.group, partition);
-            let config = pull::Config {
-                durable_name: Some(name.clone()),
-                description: Some(format!("{} partition {partition}", self.group)),
-                filter_subject: partition_filter(partition),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: self.settings.ack_wait,
-                max_ack_pending: self.settings.max_ack_pending,
-                deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                ..Default::default()
-            };
+            let config = consumer_config(&self.group, &self.settings, partition, None);
             let consumer =
                 stream
                     .get_or_create_consumer(&name, config)
@@ -199,6 +275,8 @@ impl<H: EventHandler> ConsumerRunner<H> {
         let shared = Arc::new(PartitionWorker {
             js: self.js,
             dead_letter_subject: dead_letter_subject(&self.group),
+            group: self.group,
+            streams: self.streams,
             settings: self.settings,
             handler: self.handler,
             stats: self.stats,
@@ -219,6 +297,8 @@ impl<H: EventHandler> ConsumerRunner<H> {
 struct PartitionWorker<H> {
     js: jetstream::Context,
     dead_letter_subject: String,
+    group: String,
+    streams: StreamSettings,
     settings: ConsumerSettings,
     handler: Arc<H>,
     stats: Arc<ConsumerStats>,
@@ -227,12 +307,49 @@ struct PartitionWorker<H> {
 impl<H: EventHandler> PartitionWorker<H> {
     async fn run_partition(
         &self,
-        consumer: jetstream::consumer::PullConsumer,
+        mut consumer: jetstream::consumer::PullConsumer,
         partition: Partition,
         shutdown: CancellationToken,
     ) {
         let mut failures = 0u32;
+        let mut deliveries =
+            DeliveryCounter::after(consumer.cached_info().delivered.consumer_sequence);
+        // Set when deliveries were lost: the stream sequence to restart at.
+        let mut restart_at = None;
         while !shutdown.is_cancelled() {
+            if let Some(start) = restart_at {
+                match restart_consumer(
+                    &self.js,
+                    &self.streams,
+                    &self.settings,
+                    &self.group,
+                    partition,
+                    Some(start),
+                )
+                .await
+                {
+                    Ok(restarted) => {
+                        failures = 0;
+                        restart_at = None;
+                        deliveries = DeliveryCounter::after(0);
+                        consumer = restarted;
+                        self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                        metrics()
+                            .consumer_restarts
+                            .with_label_values(&[&partition.to_string()])
+                            .inc();
+                        tracing::info!(%partition, start_sequence = start, "partition consumer restarted");
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%partition, error = %format!("{error:#}"), "cannot restart partition consumer; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(retry_delay(failures)) => continue,
+                        }
+                    }
+                }
+            }
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(self.settings.batch)
@@ -244,11 +361,10 @@ impl<H: EventHandler> PartitionWorker<H> {
                 Ok(messages) => messages,
                 Err(error) => {
                     failures += 1;
-                    let delay = Duration::from_millis(100 * u64::from(failures.min(50)));
                     tracing::warn!(%partition, %error, "cannot open pull stream; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(delay) => continue,
+                        _ = tokio::time::sleep(retry_delay(failures)) => continue,
                     }
                 }
             };
@@ -274,7 +390,12 @@ impl<H: EventHandler> PartitionWorker<H> {
                                 _ => break,
                             }
                         }
-                        self.process(batch, partition).await;
+                        restart_at = self.process(batch, partition, &mut deliveries).await;
+                        if restart_at.is_some() {
+                            // What this pull stream still holds or receives
+                            // comes after the gap: dropped with it.
+                            break;
+                        }
                     }
                     Some(Err(error)) => {
                         // Missed heartbeats and the like: the stream recovers by
@@ -284,17 +405,73 @@ impl<H: EventHandler> PartitionWorker<H> {
                     None => break,
                 }
             }
-            // Drain: what the client already holds is handled before leaving.
+            if restart_at.is_some() {
+                continue;
+            }
+            // Drain: what the client already holds is handled before leaving,
+            // up to a gap.
             while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-                self.process(vec![message], partition).await;
+                if self
+                    .process(vec![message], partition, &mut deliveries)
+                    .await
+                    .is_some()
+                {
+                    break;
+                }
             }
         }
+    }
+
+    /// Hands the messages to the handler in order, up to the first one that
+    /// follows lost deliveries. There, a handler with a resume sequence
+    /// stops the batch: the rest is left unsettled and the sequence
+    /// returned, for the partition's consumer to restart at. For other
+    /// handlers the gap only is logged.
+    async fn process(
+        &self,
+        messages: Vec<jetstream::Message>,
+        partition: Partition,
+        deliveries: &mut DeliveryCounter,
+    ) -> Option<u64> {
+        let mut before_gap = Vec::with_capacity(messages.len());
+        for message in messages {
+            let skipped = match message.info() {
+                Ok(info) => deliveries.skipped_before(info.consumer_sequence),
+                Err(_) => None,
+            };
+            if let Some(skipped) = skipped {
+                self.handle(std::mem::take(&mut before_gap), partition)
+                    .await;
+                match self.handler.resume_sequence(partition).await {
+                    Some(start) => {
+                        tracing::warn!(
+                            %partition,
+                            lost_deliveries = skipped,
+                            start_sequence = start,
+                            "deliveries lost on the way; restarting the partition's consumer where the handler stands"
+                        );
+                        return Some(start);
+                    }
+                    None => tracing::info!(
+                        %partition,
+                        lost_deliveries = skipped,
+                        "deliveries lost on the way; they come back after ack_wait"
+                    ),
+                }
+            }
+            before_gap.push(message);
+        }
+        self.handle(before_gap, partition).await;
+        None
     }
 
     /// Decodes each message; the undecodable ones are dead-lettered or
     /// skipped right away, the others go to the handler as one batch and are
     /// settled by their outcomes.
-    async fn process(&self, messages: Vec<jetstream::Message>, partition: Partition) {
+    async fn handle(&self, messages: Vec<jetstream::Message>, partition: Partition) {
+        if messages.is_empty() {
+            return;
+        }
         let mut decoded = Vec::with_capacity(messages.len());
         for message in messages {
             let (stream_sequence, delivered) = match message.info() {
@@ -494,5 +671,74 @@ fn record_outcome(outcome: &str) {
 async fn ack(message: &jetstream::Message, kind: AckKind) {
     if let Err(error) = message.ack_with(kind).await {
         tracing::warn!(%error, "ack failed; the message will be redelivered");
+    }
+}
+
+/// Pause before retrying a consumer step that failed `failures` times in a
+/// row: 0.1 s more per failure, at most 5 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_millis(100 * u64::from(failures.min(50)))
+}
+
+/// The consumer sequence of the last delivery received. The server numbers
+/// every delivery of a consumer, first ones and redeliveries alike, 1, 2,
+/// 3, ...; deliveries reach the client in that order, so a skipped number
+/// is a delivery that was sent and never arrived. A number going back (a
+/// new consumer leader that had not yet heard of the last deliveries)
+/// starts counting again from there.
+#[derive(Debug, Clone, Copy)]
+struct DeliveryCounter {
+    last: u64,
+}
+
+impl DeliveryCounter {
+    /// Counting after the consumer's `delivered` sequence when it was read.
+    fn after(last: u64) -> Self {
+        Self { last }
+    }
+
+    /// Records a delivery; how many deliveries were skipped before it, if any.
+    fn skipped_before(&mut self, consumer_sequence: u64) -> Option<u64> {
+        let skipped = consumer_sequence.saturating_sub(self.last.saturating_add(1));
+        self.last = consumer_sequence;
+        (skipped > 0).then_some(skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryCounter;
+
+    #[test]
+    fn consecutive_deliveries_skip_nothing() {
+        let mut counter = DeliveryCounter::after(0);
+        assert_eq!(counter.skipped_before(1), None);
+        assert_eq!(counter.skipped_before(2), None);
+        assert_eq!(counter.skipped_before(3), None);
+    }
+
+    #[test]
+    fn a_skipped_number_counts_the_lost_deliveries() {
+        let mut counter = DeliveryCounter::after(4);
+        assert_eq!(counter.skipped_before(5), None);
+        assert_eq!(counter.skipped_before(9), Some(3));
+        assert_eq!(counter.skipped_before(10), None);
+    }
+
+    #[test]
+    fn the_first_delivery_after_the_start_is_checked_too() {
+        assert_eq!(DeliveryCounter::after(0).skipped_before(3), Some(2));
+        assert_eq!(DeliveryCounter::after(7).skipped_before(8), None);
+    }
+
+    #[test]
+    fn a_number_going_back_restarts_the_count() {
+        let mut counter = DeliveryCounter::after(0);
+        for n in 1..=10 {
+            assert_eq!(counter.skipped_before(n), None);
+        }
+        assert_eq!(counter.skipped_before(7), None);
+        assert_eq!(counter.skipped_before(8), None);
+        assert_eq!(counter.skipped_before(10), Some(1));
     }
 }

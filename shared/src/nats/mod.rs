@@ -11,7 +11,7 @@ mod publisher;
 pub use connect::{MIN_SERVER_VERSION, ServerVersion, connect, jetstream_context};
 pub use consumer::{
     ConsumerRunner, ConsumerStats, ConsumerStatsSnapshot, Delivery, EventHandler, HandlerError,
-    consumer_name,
+    consumer_name, restart_consumer,
 };
 pub use provision::{
     ProvisionedStreams, dead_letter_stream_config, events_stream_config, provision_streams,

@@ -11,8 +11,8 @@ use shopmesh_analytics::run_system;
 use shopmesh_analytics::settings::{AggregateSettings, SnapshotSettings};
 use shopmesh_analytics::state::{PartitionState, UserProfile};
 use shopmesh_shared::events::UserId;
-use shopmesh_shared::nats::Delivery;
 use shopmesh_shared::nats::headers;
+use shopmesh_shared::nats::{Delivery, consumer_name};
 use shopmesh_shared::subjects::{Partition, event_subject, partition_for};
 use shopmesh_shared::testkit::{TestBackbone, eventually, viewed_by};
 use std::sync::Arc;
@@ -206,4 +206,72 @@ fn garbage_is_dead_lettered_unknown_types_skipped_and_the_partition_goes_on() {
         assert!(stored.headers.get(headers::TRACEPARENT).is_some());
         app.stop().await;
     });
+}
+
+/// A delivery that never reaches the app (here taken by another client
+/// pulling from the partition's consumer; in production lost with a NATS
+/// server that died) comes back only after `ack_wait`, behind later events,
+/// where the exactly-once check would skip it as already applied. The app
+/// sees the skipped consumer sequence and restarts the partition's consumer
+/// after its last applied event: the state equals the recomputation.
+#[test]
+fn a_delivery_lost_on_the_way_is_still_applied_once_and_in_order() {
+    run_system(|| async {
+        let backbone = TestBackbone::start().await;
+        // One message per pull leaves the rest at the server for the other
+        // client; its redelivery would come long after this test's waits.
+        let app = spawn_app(
+            &backbone,
+            &[
+                ("SHOPMESH_CONSUMER_BATCH", "1"),
+                ("SHOPMESH_CONSUMER_ACK_WAIT", "300s"),
+            ],
+        )
+        .await;
+        let user = UserId::new_v7();
+        let partition = partition_for(Some(&user), partition_count());
+        let consumer: async_nats::jetstream::consumer::PullConsumer = backbone
+            .js
+            .get_stream("SHOPMESH_EVENTS")
+            .await
+            .unwrap()
+            .get_consumer(&consumer_name("analytics", partition))
+            .await
+            .unwrap();
+        // Its pull waits at the server beside the app's; deliveries go to
+        // both.
+        let mut taken = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .unwrap();
+        let events: Vec<_> = (0..20).map(|_| viewed_by(user)).collect();
+        publish_all(&backbone, &events).await;
+        let stolen = futures::StreamExt::next(&mut taken)
+            .await
+            .expect("the other client gets a delivery")
+            .unwrap();
+        assert_eq!(stolen.info().unwrap().delivered, 1);
+
+        wait_caught_up(&[&app]).await;
+        let states = recompute(
+            &read_stream(&backbone.js).await,
+            &AggregateSettings::default(),
+        );
+        let expected = states[&partition.index()]
+            .user_profile(user, AggregateSettings::default().affinity_half_life)
+            .unwrap();
+        assert_eq!(expected.counts["product.viewed"], 20);
+        let profile: UserProfile = app.get_json(&format!("/users/{user}/profile")).await;
+        assert_profile_eq(&profile, &expected);
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let restarts = format!(
+            "shopmesh_consumer_restarts_total{{partition=\"{}\"}} 1",
+            partition.index()
+        );
+        assert!(metrics.contains(&restarts), "{restarts} in\n{metrics}");
+        app.stop().await;
+    })
 }
