@@ -7,7 +7,7 @@
 
 use crate::processes::{ServiceProcess, analytics_env};
 use crate::recompute::{applied_total, assert_matches_recomputation, wait_drained};
-use crate::shop::http_client;
+use crate::shop::{http_client, metric_sum};
 use crate::stream::{EVENTS_STREAM, StreamFacts, read_stream};
 use shopmesh_shared::nats::{EventPublisher, connect, jetstream_context, provision_streams};
 use shopmesh_shared::settings::{BackboneSettings, Env};
@@ -182,6 +182,10 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_no_acknowledged
         .unwrap()
         .config;
     assert_eq!(bucket.num_replicas, 3, "the snapshot bucket's replicas");
+    // Reported, not asserted: whether deliveries went missing at the
+    // failover (and partitions restarted their consumers) is up to timing.
+    let consumer_restarts =
+        metric_sum(&http, &analytics.url, "shopmesh_consumer_restarts_total").await as u64;
     analytics.kill_9();
     analytics.restart();
     analytics.wait_ready(&http).await;
@@ -198,7 +202,8 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_no_acknowledged
         "NATS cluster: killed stream leader {leader} with {acked_at_kill} publishes acknowledged; \
          {} acknowledged in all, every one stored, none failed; {retries} publishes retried, \
          {duplicates} stored twice; {applied} messages applied by analytics before and after \
-         its restart",
+         its restart; {consumer_restarts} partition consumers restarted after deliveries lost on \
+         the way",
         acked.len()
     );
 }
