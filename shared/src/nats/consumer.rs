@@ -409,13 +409,12 @@ impl<H: EventHandler> PartitionWorker<H> {
                 continue;
             }
             // Drain: what the client already holds is handled before leaving,
-            // up to a gap.
+            // up to a gap (restarted at the loop's top unless shutting down).
             while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-                if self
+                restart_at = self
                     .process(vec![message], partition, &mut deliveries)
-                    .await
-                    .is_some()
-                {
+                    .await;
+                if restart_at.is_some() {
                     break;
                 }
             }

@@ -230,7 +230,7 @@ fn a_delivery_lost_on_the_way_is_still_applied_once_and_in_order() {
         .await;
         let user = UserId::new_v7();
         let partition = partition_for(Some(&user), partition_count());
-        let consumer: async_nats::jetstream::consumer::PullConsumer = backbone
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = backbone
             .js
             .get_stream("SHOPMESH_EVENTS")
             .await
@@ -238,8 +238,13 @@ fn a_delivery_lost_on_the_way_is_still_applied_once_and_in_order() {
             .get_consumer(&consumer_name("analytics", partition))
             .await
             .unwrap();
-        // Its pull waits at the server beside the app's; deliveries go to
-        // both.
+        // The app is pulling (so it has read where the consumer's deliveries
+        // stand) before the other client's pull, which then waits at the
+        // server beside the app's; deliveries go to both.
+        eventually(Duration::from_secs(20), "the app pulls", async || {
+            consumer.info().await.unwrap().num_waiting > 0
+        })
+        .await;
         let mut taken = consumer
             .fetch()
             .max_messages(1)
