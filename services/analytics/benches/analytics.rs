@@ -10,7 +10,8 @@
 //! the consumer does), `e2e` (publish, consume, apply, ack through JetStream,
 //! as a ratio to raw async-nats publish + consume + ack of the same
 //! messages), `latency` (publish -> visible in a query, at a fixed rate),
-//! `memory` (resident bytes per user and per interaction).
+//! `memory` (resident bytes per user and per interaction), `raw-layouts` (raw
+//! publish + consume with four stream and consumer layouts; only when named).
 
 use actix::{Actor, Arbiter};
 use async_nats::jetstream;
@@ -173,6 +174,24 @@ fn bench_apply(n: usize) {
     let elapsed = start.elapsed();
     println!(
         "apply over 32 partition states (one core, {n} events): {:.0} events/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    // The same, also keeping the recommender's summed view as the actors
+    // do (grouped per event): what the view costs without a second thread.
+    let items = shopmesh_analytics::items::ItemGraph::default();
+    let mut states: Vec<PartitionState> =
+        (0..PARTITIONS).map(|_| PartitionState::default()).collect();
+    let mut buffers = shopmesh_analytics::items::GroupBuffers::default();
+    let start = Instant::now();
+    for (i, event) in events.iter().enumerate() {
+        let p = partition_for(event.meta.user_id.as_ref(), count());
+        let mut sink = shopmesh_analytics::items::GroupedSink::new(&items, &mut buffers);
+        states[usize::from(p.index())].apply_with(i as u64 + 1, event, &config, &mut sink);
+        sink.finish();
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "apply over 32 partition states and the recommender's view (one core, {n} events): {:.0} events/s",
         n as f64 / elapsed.as_secs_f64()
     );
 }
@@ -483,11 +502,20 @@ async fn e2e_ours(events: &[Event]) -> Duration {
 /// How the raw baseline consumes: one pull consumer per partition (as the
 /// service does) or one for the whole stream (fewer, larger pulls; `shopmesh
 /// bench` found it about twice as fast on this machine). The e2e ratio is
-/// taken against the faster of the two in the same round.
+/// taken against the faster of the two in the same round. The last two are
+/// other stream layouts, measured by the `raw-layouts` section only: what
+/// the partition filters cost nats-server.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum RawConsumers {
     PerPartition,
     One,
+    /// One stream per partition (capturing that partition's subjects), one
+    /// unfiltered consumer on each.
+    StreamPerPartition,
+    /// One stream whose stored subjects are transformed to
+    /// `shopmesh.events.<partition>`, one consumer with that literal filter
+    /// per partition.
+    LiteralPerPartition,
 }
 
 /// Raw: the same messages (subjects, headers, bodies) published with plain
@@ -500,30 +528,59 @@ async fn e2e_raw(events: &[Event], consumers_kind: RawConsumers) -> Duration {
         .iter()
         .map(|e| publisher.prepare(e).unwrap())
         .collect();
-    let stream = backbone.js.get_stream("SHOPMESH_EVENTS").await.unwrap();
+    let mut stream = backbone.js.get_stream("SHOPMESH_EVENTS").await.unwrap();
+    // The other layouts replace the provisioned stream (same settings).
+    let mut config = stream.cached_info().config.clone();
+    let mut partition_streams = Vec::new();
+    match consumers_kind {
+        RawConsumers::StreamPerPartition => {
+            backbone.js.delete_stream("SHOPMESH_EVENTS").await.unwrap();
+            for p in count().all() {
+                config.name = format!("SHOPMESH_EVENTS_{}", p.index());
+                config.subjects = vec![shopmesh_shared::subjects::partition_filter(p)];
+                let created = backbone.js.create_stream(config.clone()).await.unwrap();
+                partition_streams.push(created);
+            }
+        }
+        RawConsumers::LiteralPerPartition => {
+            backbone.js.delete_stream("SHOPMESH_EVENTS").await.unwrap();
+            config.subject_transform = Some(jetstream::stream::SubjectTransform {
+                source: "shopmesh.events.*.*.*".into(),
+                destination: "shopmesh.events.{{wildcard(3)}}".into(),
+            });
+            stream = backbone.js.create_stream(config).await.unwrap();
+        }
+        RawConsumers::PerPartition | RawConsumers::One => {}
+    }
+    let mut counts = vec![0usize; usize::from(PARTITIONS)];
+    for e in events {
+        counts[usize::from(partition_for(e.meta.user_id.as_ref(), count()).index())] += 1;
+    }
     // (durable name, filter subject, messages it will see)
     let plan: Vec<(String, String, usize)> = match consumers_kind {
-        RawConsumers::PerPartition => {
-            let mut counts = vec![0usize; usize::from(PARTITIONS)];
-            for e in events {
-                counts[usize::from(partition_for(e.meta.user_id.as_ref(), count()).index())] += 1;
-            }
-            count()
-                .all()
-                .map(|p| {
-                    (
-                        format!("raw-{}", p.index()),
-                        shopmesh_shared::subjects::partition_filter(p),
-                        counts[usize::from(p.index())],
-                    )
-                })
-                .collect()
-        }
         RawConsumers::One => vec![("raw-all".into(), String::new(), events.len())],
+        _ => count()
+            .all()
+            .map(|p| {
+                let filter = match consumers_kind {
+                    RawConsumers::PerPartition => shopmesh_shared::subjects::partition_filter(p),
+                    RawConsumers::LiteralPerPartition => format!("shopmesh.events.{}", p.index()),
+                    _ => String::new(),
+                };
+                (
+                    format!("raw-{}", p.index()),
+                    filter,
+                    counts[usize::from(p.index())],
+                )
+            })
+            .collect(),
     };
     let mut consumers = Vec::new();
     let mut per_partition = Vec::new();
-    for (durable, filter_subject, expected) in plan {
+    for (i, (durable, filter_subject, expected)) in plan.into_iter().enumerate() {
+        if let Some(own) = partition_streams.get(i) {
+            stream = own.clone();
+        }
         let consumer: jetstream::consumer::PullConsumer = stream
             .create_consumer(jetstream::consumer::pull::Config {
                 durable_name: Some(durable),
@@ -933,6 +990,28 @@ fn main() {
         Some("memory-100k-users") => return bench_memory_of(100_000, 1_000_000),
         Some("memory-1m-users") => return bench_memory_of(1_000_000, 1_000_000),
         _ => {}
+    }
+    // Raw publish + consume with each stream layout, same messages: the
+    // filtered per-partition consumers against the alternatives.
+    if filter.as_deref() == Some("raw-layouts") {
+        return shopmesh_analytics::run_system(|| async {
+            let mut generator = Generator::new(10_000, 1_000);
+            let events: Vec<Event> = (0..200_000).map(|_| generator.event()).collect();
+            for round in 0..3 {
+                for kind in [
+                    RawConsumers::One,
+                    RawConsumers::PerPartition,
+                    RawConsumers::StreamPerPartition,
+                    RawConsumers::LiteralPerPartition,
+                ] {
+                    let took = e2e_raw(&events, kind).await;
+                    println!(
+                        "raw round {round} {kind:?}: {:.0} msgs/s",
+                        events.len() as f64 / took.as_secs_f64()
+                    );
+                }
+            }
+        });
     }
     if run("recommend-in-process") {
         bench_recommend_in_process(200_000, 2_000);

@@ -4,7 +4,7 @@
 //! hands to an uploader task so that applying never waits for the network.
 
 use crate::clock::Clock;
-use crate::items::{ItemGraph, ItemSink};
+use crate::items::{GroupBuffers, GroupedSink, ItemGraph, ItemSink};
 use crate::settings::{AggregateSettings, SnapshotSettings};
 use crate::snapshot::{SnapshotBlob, SnapshotInfo};
 use crate::state::PartitionState;
@@ -36,6 +36,8 @@ pub struct PartitionActor {
     /// The product-keyed view summed over partitions, kept exact by telling
     /// it every change this partition makes.
     items: Arc<ItemGraph>,
+    /// Reused by every event's writes to `items`.
+    item_buffers: GroupBuffers,
 }
 
 impl PartitionActor {
@@ -64,6 +66,7 @@ impl PartitionActor {
             last_snapshot: loaded,
             rate: Window::default(),
             items,
+            item_buffers: GroupBuffers::default(),
         }
     }
 
@@ -190,7 +193,7 @@ impl PartitionActor {
     /// was applied before. The recommender's view update gets a span of its
     /// own, a child of the current "apply" span.
     fn apply(&mut self, delivery: &Delivery) -> bool {
-        let mut sink = TracedSink::new(&self.items);
+        let mut sink = TracedSink::new(GroupedSink::new(&self.items, &mut self.item_buffers));
         let applied = self.state.apply_with(
             delivery.stream_sequence,
             &delivery.event,
@@ -215,9 +218,7 @@ impl PartitionActor {
 /// it. Events that leave the view alone (logins, searches, ...) create no
 /// span; the span records how many changes of each kind the event made.
 struct TracedSink<'a> {
-    items: &'a ItemGraph,
-    /// This event's co-occurrence changes, applied together by `finish`.
-    pending: Vec<(ProductId, ProductId, i64)>,
+    sink: GroupedSink<'a>,
     span: Option<tracing::Span>,
     cooccurrence: u64,
     touched: u64,
@@ -225,10 +226,9 @@ struct TracedSink<'a> {
 }
 
 impl<'a> TracedSink<'a> {
-    fn new(items: &'a ItemGraph) -> Self {
+    fn new(sink: GroupedSink<'a>) -> Self {
         Self {
-            items,
-            pending: Vec::new(),
+            sink,
             span: None,
             cooccurrence: 0,
             touched: 0,
@@ -251,8 +251,8 @@ impl<'a> TracedSink<'a> {
 
     /// Applies the buffered co-occurrence changes, records the counts and
     /// closes the span.
-    fn finish(mut self) {
-        self.items.apply_cooccurrence(&mut self.pending);
+    fn finish(self) {
+        self.sink.finish();
         if let Some(span) = self.span {
             span.record("recommender.cooccurrence_changes", self.cooccurrence);
             span.record("recommender.touches", self.touched);
@@ -265,13 +265,13 @@ impl ItemSink for TracedSink<'_> {
     fn cooccurrence(&mut self, x: ProductId, y: ProductId, delta: i64) {
         self.open();
         self.cooccurrence += 1;
-        self.pending.push((x, y, delta));
+        self.sink.cooccurrence(x, y, delta);
     }
 
     fn touched(&mut self, product: ProductId, weight: u64) {
         self.open();
         self.touched += 1;
-        self.items.touched(product, weight);
+        self.sink.touched(product, weight);
     }
 
     fn catalogue(
@@ -283,7 +283,7 @@ impl ItemSink for TracedSink<'_> {
     ) {
         self.open();
         self.catalogue += 1;
-        self.items.catalogue(product, name, category, stock);
+        self.sink.catalogue(product, name, category, stock);
     }
 }
 

@@ -207,26 +207,33 @@ impl ItemGraph {
     /// interned under one lock and the changes to one product's list share
     /// one stripe lock and one lookup (an event changes up to twice the
     /// co-occurrence window, half of them in the touched product's list).
-    /// Same result as applying them one by one.
-    pub fn apply_cooccurrence(&self, deltas: &mut [(ProductId, ProductId, i64)]) {
+    /// Same result as applying them one by one. `indexes` is scratch space.
+    fn apply_grouped(&self, deltas: &mut [(ProductId, ProductId, i64)], indexes: &mut Vec<u32>) {
         if deltas.is_empty() {
             return;
         }
+        // Stable: a pruning after an add in the same list must stay after it.
         deltas.sort_by_key(|&(x, _, _)| x);
-        let mut indexes = Vec::with_capacity(deltas.len());
+        indexes.clear();
         {
+            // The other half of the changes all name the touched product as
+            // their neighbour: one lookup serves a run of them.
             let interner = self.interner();
-            indexes.extend(
-                deltas
-                    .iter()
-                    .map(|(_, y, _)| interner.indexes.get(y).copied()),
-            );
+            let mut last: Option<(ProductId, Option<u32>)> = None;
+            indexes.extend(deltas.iter().map(|&(_, y, _)| match last {
+                Some((product, index)) if product == y => index.unwrap_or(u32::MAX),
+                _ => {
+                    let index = interner.indexes.get(&y).copied();
+                    last = Some((y, index));
+                    index.unwrap_or(u32::MAX)
+                }
+            }));
         }
-        let indexes: Vec<u32> = deltas
-            .iter()
-            .zip(indexes)
-            .map(|(&(_, y, _), index)| index.unwrap_or_else(|| self.index_of(y)))
-            .collect();
+        for (index, &(_, y, _)) in indexes.iter_mut().zip(deltas.iter()) {
+            if *index == u32::MAX {
+                *index = self.index_of(y);
+            }
+        }
         let mut start = 0;
         while start < deltas.len() {
             let x = deltas[start].0;
@@ -267,6 +274,58 @@ impl ItemGraph {
                 .extend(stripe.touch.iter().map(|(&p, &w)| (p, w)));
         }
         totals
+    }
+}
+
+/// Buffers a [`GroupedSink`] reuses from one event to the next, so that
+/// applying an event allocates nothing once they have grown.
+#[derive(Debug, Default)]
+pub struct GroupBuffers {
+    pending: Vec<(ProductId, ProductId, i64)>,
+    indexes: Vec<u32>,
+}
+
+/// The graph as one event's writer: co-occurrence changes are buffered and
+/// applied together by [`finish`](Self::finish) (one lock per touched list,
+/// see `apply_grouped`); the rest goes straight through.
+pub struct GroupedSink<'a> {
+    items: &'a ItemGraph,
+    buffers: &'a mut GroupBuffers,
+}
+
+impl<'a> GroupedSink<'a> {
+    pub fn new(items: &'a ItemGraph, buffers: &'a mut GroupBuffers) -> Self {
+        buffers.pending.clear();
+        Self { items, buffers }
+    }
+
+    /// Applies the buffered co-occurrence changes.
+    pub fn finish(self) {
+        let GroupBuffers { pending, indexes } = self.buffers;
+        self.items.apply_grouped(pending, indexes);
+        pending.clear();
+    }
+}
+
+impl ItemSink for GroupedSink<'_> {
+    fn cooccurrence(&mut self, x: ProductId, y: ProductId, delta: i64) {
+        self.buffers.pending.push((x, y, delta));
+    }
+
+    fn touched(&mut self, product: ProductId, weight: u64) {
+        let mut items = self.items;
+        items.touched(product, weight);
+    }
+
+    fn catalogue(
+        &mut self,
+        product: ProductId,
+        name: Option<&str>,
+        category: Option<&Category>,
+        stock: i64,
+    ) {
+        let mut items = self.items;
+        items.catalogue(product, name, category, stock);
     }
 }
 
@@ -340,13 +399,13 @@ mod tests {
         assert_eq!(live.totals(), rebuilt.totals());
         // Grouped application (what the actors do) gives the same sums.
         let grouped = ItemGraph::default();
-        let mut deltas: Vec<_> = live
-            .totals()
-            .cooccurrence
-            .iter()
-            .flat_map(|(&(x, y), &w)| [(x, y, w as i64 + 2), (x, y, -2)])
-            .collect();
-        grouped.apply_cooccurrence(&mut deltas);
+        let mut buffers = GroupBuffers::default();
+        let mut sink = GroupedSink::new(&grouped, &mut buffers);
+        for (&(x, y), &w) in &live.totals().cooccurrence {
+            sink.cooccurrence(x, y, w as i64 + 2);
+            sink.cooccurrence(x, y, -2);
+        }
+        sink.finish();
         assert_eq!(grouped.totals().cooccurrence, live.totals().cooccurrence);
         assert!(!live.totals().cooccurrence.is_empty());
     }

@@ -127,11 +127,61 @@ pub struct PartitionState {
 }
 
 /// One product touched by an event, and how.
+#[derive(Clone)]
 struct Touch<'a> {
     product_id: ProductId,
     category: &'a Category,
     kind: InteractionKind,
     quantity: u64,
+}
+
+/// The products an event touches, and how: one for a view, a rating or a
+/// cart add, every line of a placed order, none otherwise. An iterator, not
+/// a list, so that applying an event allocates nothing for it.
+fn touches(payload: &EventPayload) -> impl Iterator<Item = Touch<'_>> + Clone {
+    let (single, lines) = match payload {
+        EventPayload::ProductViewed(p) => (
+            Some(Touch {
+                product_id: p.product_id,
+                category: &p.category,
+                kind: InteractionKind::View,
+                quantity: 1,
+            }),
+            &[][..],
+        ),
+        EventPayload::ProductRated(p) => (
+            Some(Touch {
+                product_id: p.product_id,
+                category: &p.category,
+                kind: InteractionKind::Rating { stars: p.stars },
+                quantity: 1,
+            }),
+            &[][..],
+        ),
+        EventPayload::CartItemAdded(p) => (
+            Some(Touch {
+                product_id: p.product_id,
+                category: &p.category,
+                kind: InteractionKind::Cart,
+                quantity: u64::from(p.quantity),
+            }),
+            &[][..],
+        ),
+        EventPayload::OrderPlaced(p) => (None, &p.lines[..]),
+        EventPayload::ProductCreated(_)
+        | EventPayload::ProductUpdated(_)
+        | EventPayload::OrderCancelled(_)
+        | EventPayload::UserRegistered(_)
+        | EventPayload::UserLoggedIn(_)
+        | EventPayload::ProductSearched(_)
+        | EventPayload::CartItemRemoved(_) => (None, &[][..]),
+    };
+    single.into_iter().chain(lines.iter().map(|line| Touch {
+        product_id: line.product_id,
+        category: &line.category,
+        kind: InteractionKind::Purchase,
+        quantity: u64::from(line.quantity),
+    }))
 }
 
 impl PartitionState {
@@ -157,7 +207,6 @@ impl PartitionState {
         self.last_sequence = sequence;
         self.applied += 1;
         let at_ms = event.meta.occurred_at.as_millis();
-        let mut touches: Vec<Touch<'_>> = Vec::new();
         match &event.payload {
             EventPayload::ProductCreated(p) => {
                 let product = self.products.entry(p.product_id).or_default();
@@ -170,30 +219,6 @@ impl PartitionState {
                 self.products.entry(p.product_id).or_default().stock = Some(p.stock);
                 items.catalogue(p.product_id, None, None, p.stock);
             }
-            EventPayload::ProductViewed(p) => touches.push(Touch {
-                product_id: p.product_id,
-                category: &p.category,
-                kind: InteractionKind::View,
-                quantity: 1,
-            }),
-            EventPayload::ProductRated(p) => touches.push(Touch {
-                product_id: p.product_id,
-                category: &p.category,
-                kind: InteractionKind::Rating { stars: p.stars },
-                quantity: 1,
-            }),
-            EventPayload::CartItemAdded(p) => touches.push(Touch {
-                product_id: p.product_id,
-                category: &p.category,
-                kind: InteractionKind::Cart,
-                quantity: u64::from(p.quantity),
-            }),
-            EventPayload::OrderPlaced(p) => touches.extend(p.lines.iter().map(|line| Touch {
-                product_id: line.product_id,
-                category: &line.category,
-                kind: InteractionKind::Purchase,
-                quantity: u64::from(line.quantity),
-            })),
             EventPayload::OrderCancelled(p) => {
                 for line in &p.lines {
                     let quantity = u64::from(line.quantity);
@@ -202,14 +227,20 @@ impl PartitionState {
                     });
                 }
             }
+            // Touches: counted below.
+            EventPayload::ProductViewed(_)
+            | EventPayload::ProductRated(_)
+            | EventPayload::CartItemAdded(_)
+            | EventPayload::OrderPlaced(_) => {}
             // Counted per user below; they move no product figure.
             EventPayload::UserRegistered(_)
             | EventPayload::UserLoggedIn(_)
             | EventPayload::ProductSearched(_)
             | EventPayload::CartItemRemoved(_) => {}
         }
-        for touch in &touches {
-            self.count_product(touch, at_ms);
+        let touches = touches(&event.payload);
+        for touch in touches.clone() {
+            self.count_product(&touch, at_ms);
         }
         if let Some(user_id) = event.meta.user_id {
             let user = self.users.entry(user_id).or_default();
@@ -224,14 +255,14 @@ impl PartitionState {
                     user.purchased.remove(&line.product_id);
                 }
             }
-            for touch in &touches {
+            for touch in touches {
                 if let Some(product) = self.products.get_mut(&touch.product_id) {
                     product.touch_weight += touch.kind.weight();
                     items.touched(touch.product_id, touch.kind.weight());
                 }
                 apply_user_touch(
                     user,
-                    touch,
+                    &touch,
                     at_ms,
                     config,
                     &mut self.funnel,
@@ -343,10 +374,24 @@ fn apply_user_touch(
     }
     // Co-occurrence with the user's last distinct products: at most
     // `cooccurrence_window` updates per event, whatever the history length.
+    // Both directions of each pair; x's own list is looked up once.
     let x = touch.product_id;
-    for &y in user.recent_products.iter().filter(|&&y| y != x) {
-        bump(cooccurrence, x, y, weight, config.neighbours, items);
-        bump(cooccurrence, y, x, weight, config.neighbours, items);
+    let others = || {
+        user.recent_products
+            .iter()
+            .copied()
+            .filter(move |&y| y != x)
+    };
+    bump(cooccurrence, x, others(), weight, config.neighbours, items);
+    for y in others() {
+        bump(
+            cooccurrence,
+            y,
+            std::iter::once(x),
+            weight,
+            config.neighbours,
+            items,
+        );
     }
     if let Some(position) = user.recent_products.iter().position(|&p| p == x) {
         user.recent_products.remove(position);
@@ -355,23 +400,30 @@ fn apply_user_touch(
     user.recent_products.truncate(config.cooccurrence_window);
 }
 
-/// Adds `weight` to co(x, y). A list is pruned back to its `max_neighbours`
-/// heaviest entries (ties: the smaller id, so pruning is deterministic) when
-/// it reaches twice that: amortised O(log n) per update instead of a scan for
-/// the minimum on every insert, and never more than `2 * max_neighbours`.
+/// Adds `weight` to co(x, y) for each of `ys`. A list is pruned back to its
+/// `max_neighbours` heaviest entries (ties: the smaller id, so pruning is
+/// deterministic) when it grows past twice that: amortised O(log n) per
+/// update instead of a scan for the minimum on every insert, and never more
+/// than `2 * max_neighbours` between events.
 /// (Pruning by the cosine instead of the raw count was tried: it kept rarer
 /// neighbours and lost 7% of the prequential hit rate on MovieLens.)
 fn bump(
     cooccurrence: &mut FastMap<ProductId, FastMap<ProductId, u64>>,
     x: ProductId,
-    y: ProductId,
+    ys: impl Iterator<Item = ProductId>,
     weight: u64,
     max_neighbours: usize,
     items: &mut impl ItemSink,
 ) {
+    let mut ys = ys.peekable();
+    if ys.peek().is_none() {
+        return;
+    }
     let neighbours = cooccurrence.entry(x).or_default();
-    *neighbours.entry(y).or_default() += weight;
-    items.cooccurrence(x, y, weight as i64);
+    for y in ys {
+        *neighbours.entry(y).or_default() += weight;
+        items.cooccurrence(x, y, weight as i64);
+    }
     if neighbours.len() > 2 * max_neighbours {
         prune(x, neighbours, max_neighbours, items);
     }
