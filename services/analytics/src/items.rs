@@ -90,6 +90,10 @@ struct Stripe {
 
 const STRIPES: usize = 64;
 
+/// Marks a product without an index yet while an event's changes are
+/// interned (the interner would need four billion products to reach it).
+const NOT_INTERNED: u32 = u32::MAX;
+
 /// Dense indexes for products, handed out on first sight and never reused.
 #[derive(Debug, Default)]
 struct Interner {
@@ -219,18 +223,19 @@ impl ItemGraph {
             // The other half of the changes all name the touched product as
             // their neighbour: one lookup serves a run of them.
             let interner = self.interner();
-            let mut last: Option<(ProductId, Option<u32>)> = None;
+            let mut last: Option<(ProductId, u32)> = None;
             indexes.extend(deltas.iter().map(|&(_, y, _)| match last {
-                Some((product, index)) if product == y => index.unwrap_or(u32::MAX),
+                Some((product, index)) if product == y => index,
                 _ => {
-                    let index = interner.indexes.get(&y).copied();
+                    let index = interner.indexes.get(&y).copied().unwrap_or(NOT_INTERNED);
                     last = Some((y, index));
-                    index.unwrap_or(u32::MAX)
+                    index
                 }
             }));
         }
+        // Products seen for the first time, under the interner's write lock.
         for (index, &(_, y, _)) in indexes.iter_mut().zip(deltas.iter()) {
-            if *index == u32::MAX {
+            if *index == NOT_INTERNED {
                 *index = self.index_of(y);
             }
         }
