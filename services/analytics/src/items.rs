@@ -20,6 +20,7 @@
 
 use crate::hash::{FastBuild, FastMap};
 use crate::state::PartitionState;
+use crate::sums::NeighbourSums;
 use serde::{Deserialize, Serialize};
 use shopmesh_shared::events::{Category, ProductId};
 use std::hash::BuildHasher;
@@ -83,7 +84,7 @@ impl CatalogueEntry {
 struct Stripe {
     /// Neighbours by dense index (see [`Interner`]): a query adds into a
     /// plain array instead of hashing every neighbour of every seed.
-    neighbours: FastMap<ProductId, FastMap<u32, u64>>,
+    neighbours: FastMap<ProductId, NeighbourSums>,
     touch: FastMap<ProductId, u64>,
     catalogue: FastMap<ProductId, CatalogueEntry>,
 }
@@ -198,7 +199,7 @@ impl ItemGraph {
     pub fn with_neighbours<R>(
         &self,
         product: &ProductId,
-        read: impl FnOnce(Option<&FastMap<u32, u64>>) -> R,
+        read: impl FnOnce(Option<&NeighbourSums>) -> R,
     ) -> R {
         read(self.stripe(product).neighbours.get(product))
     }
@@ -246,11 +247,7 @@ impl ItemGraph {
             let mut stripe = self.stripe(&x);
             let neighbours = stripe.neighbours.entry(x).or_default();
             for (&(_, _, delta), &y) in deltas[start..end].iter().zip(&indexes[start..end]) {
-                let weight = neighbours.entry(y).or_default();
-                *weight = weight.saturating_add_signed(delta);
-                if *weight == 0 {
-                    neighbours.remove(&y);
-                }
+                neighbours.add(y, delta);
             }
             if neighbours.is_empty() {
                 stripe.neighbours.remove(&x);
@@ -271,7 +268,7 @@ impl ItemGraph {
                 totals.cooccurrence.extend(
                     neighbours
                         .iter()
-                        .map(|(&y, &w)| ((x, interner.products[y as usize]), w)),
+                        .map(|(y, w)| ((x, interner.products[y as usize]), w)),
                 );
             }
             totals
@@ -346,13 +343,9 @@ impl ItemSink for &ItemGraph {
         let y = self.index_of(y);
         let mut stripe = self.stripe(&x);
         let neighbours = stripe.neighbours.entry(x).or_default();
-        let weight = neighbours.entry(y).or_default();
-        *weight = weight.saturating_add_signed(delta);
-        if *weight == 0 {
-            neighbours.remove(&y);
-            if neighbours.is_empty() {
-                stripe.neighbours.remove(&x);
-            }
+        neighbours.add(y, delta);
+        if neighbours.is_empty() {
+            stripe.neighbours.remove(&x);
         }
     }
 

@@ -21,6 +21,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod startup;
 pub mod state;
+pub mod sums;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod window;

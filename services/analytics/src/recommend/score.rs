@@ -5,6 +5,7 @@
 pub use crate::items::CatalogueEntry;
 use crate::items::ItemGraph;
 use crate::state::PartitionState;
+use crate::sums::NeighbourSums;
 use crate::window::WindowKind;
 use serde::{Deserialize, Serialize};
 use shopmesh_shared::events::{Category, ProductId};
@@ -45,7 +46,7 @@ pub fn partial_scores(graph: &ItemGraph, seeds: &[(ProductId, f64)]) -> Vec<Part
     let mut seen: Vec<u32> = Vec::new();
     for (index, &(seed, factor)) in seeds.iter().enumerate() {
         graph.with_neighbours(&seed, |neighbours| {
-            for (&j, &co) in neighbours.into_iter().flatten() {
+            for (j, co) in neighbours.into_iter().flat_map(NeighbourSums::iter) {
                 let j_at = j as usize;
                 if j_at >= sums.len() {
                     // Interned after the arrays were sized.
