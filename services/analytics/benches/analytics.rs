@@ -162,38 +162,38 @@ fn bench_apply(n: usize) {
         apply_rounds(&events, &config);
     }
     // The same events over 32 partition states, one core: what the actors
-    // do, without the messaging.
+    // do, without the messaging; then also keeping the recommender's summed
+    // view as the actors do (grouped per event): what the view costs
+    // without a second thread.
     let config = AggregateSettings::default();
-    let start = Instant::now();
-    let mut states: Vec<PartitionState> =
-        (0..PARTITIONS).map(|_| PartitionState::default()).collect();
-    for (i, event) in events.iter().enumerate() {
-        let p = partition_for(event.meta.user_id.as_ref(), count());
-        states[usize::from(p.index())].apply(i as u64 + 1, event, &config);
+    for with_view in [false, true] {
+        let items = shopmesh_analytics::items::ItemGraph::default();
+        let mut buffers = shopmesh_analytics::items::GroupBuffers::default();
+        let mut states: Vec<PartitionState> =
+            (0..PARTITIONS).map(|_| PartitionState::default()).collect();
+        let start = Instant::now();
+        for (i, event) in events.iter().enumerate() {
+            let state = &mut states
+                [usize::from(partition_for(event.meta.user_id.as_ref(), count()).index())];
+            if with_view {
+                let mut sink = shopmesh_analytics::items::GroupedSink::new(&items, &mut buffers);
+                state.apply_with(i as u64 + 1, event, &config, &mut sink);
+                sink.finish();
+            } else {
+                state.apply(i as u64 + 1, event, &config);
+            }
+        }
+        let elapsed = start.elapsed();
+        let label = if with_view {
+            " and the recommender's view"
+        } else {
+            ""
+        };
+        println!(
+            "apply over 32 partition states{label} (one core, {n} events): {:.0} events/s",
+            n as f64 / elapsed.as_secs_f64()
+        );
     }
-    let elapsed = start.elapsed();
-    println!(
-        "apply over 32 partition states (one core, {n} events): {:.0} events/s",
-        n as f64 / elapsed.as_secs_f64()
-    );
-    // The same, also keeping the recommender's summed view as the actors
-    // do (grouped per event): what the view costs without a second thread.
-    let items = shopmesh_analytics::items::ItemGraph::default();
-    let mut states: Vec<PartitionState> =
-        (0..PARTITIONS).map(|_| PartitionState::default()).collect();
-    let mut buffers = shopmesh_analytics::items::GroupBuffers::default();
-    let start = Instant::now();
-    for (i, event) in events.iter().enumerate() {
-        let p = partition_for(event.meta.user_id.as_ref(), count());
-        let mut sink = shopmesh_analytics::items::GroupedSink::new(&items, &mut buffers);
-        states[usize::from(p.index())].apply_with(i as u64 + 1, event, &config, &mut sink);
-        sink.finish();
-    }
-    let elapsed = start.elapsed();
-    println!(
-        "apply over 32 partition states and the recommender's view (one core, {n} events): {:.0} events/s",
-        n as f64 / elapsed.as_secs_f64()
-    );
 }
 
 fn apply_rounds(events: &[Event], config: &AggregateSettings) {
