@@ -38,12 +38,26 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_no_acknowledged
     let client = connect(&settings.nats, "fault-tests").await.unwrap();
     let js = jetstream_context(client.clone(), &settings.publisher);
     // The nodes are up; JetStream needs its meta leader first.
+    // Each new refusal is printed, so that a timeout says why.
+    let mut last_refusal = String::new();
+    let provisioning = std::time::Instant::now();
     eventually(
         Duration::from_secs(60),
         "the cluster's JetStream takes the replicated streams",
-        async || provision_streams(&js, &settings.streams).await.is_ok(),
+        async || match provision_streams(&js, &settings.streams).await {
+            Ok(_) => true,
+            Err(error) => {
+                let refusal = format!("{error:#}");
+                if refusal != last_refusal {
+                    eprintln!("provisioning refused: {refusal}");
+                    last_refusal = refusal;
+                }
+                false
+            }
+        },
     )
     .await;
+    eprintln!("streams provisioned after {:?}", provisioning.elapsed());
     let config = js
         .get_stream(EVENTS_STREAM)
         .await
