@@ -5,8 +5,16 @@
 
 use super::nats_server::{NatsServer, find_nats_server, free_port};
 
-/// The name every test cluster carries.
-const CLUSTER_NAME: &str = "shopmesh-test";
+/// A cluster name no other test cluster carries. Two tests that start
+/// clusters at the same time can probe the same free port, so one cluster's
+/// route may reach the other's route listener; with one shared name (and the
+/// same node names) the two merged and JetStream placement failed for good
+/// ("no suitable peers"). With distinct names nats-server refuses the route.
+fn unique_cluster_name() -> String {
+    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("shopmesh-test-{}-{n}", std::process::id())
+}
 
 /// Nodes of one cluster, in name order.
 pub struct NatsCluster {
@@ -24,6 +32,7 @@ impl NatsCluster {
         // A probed free port can be taken before a node binds it: start the
         // whole cluster again on fresh ports.
         for _ in 0..5 {
+            let cluster_name = unique_cluster_name();
             let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
             let mut nodes = Vec::with_capacity(size);
             for (index, route_port) in route_ports.iter().enumerate() {
@@ -37,7 +46,7 @@ impl NatsCluster {
                     "--server_name".to_owned(),
                     node_name(index),
                     "--cluster_name".to_owned(),
-                    CLUSTER_NAME.to_owned(),
+                    cluster_name.clone(),
                     "--cluster".to_owned(),
                     format!("nats://127.0.0.1:{route_port}"),
                     "--routes".to_owned(),
