@@ -37,15 +37,17 @@ fn provision_creates_the_streams_and_is_idempotent() {
         let output = shopmesh(&["provision", "--json"], &env);
         assert!(output.status.success(), "{}", stderr(&output));
         let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
-        assert_eq!(report["events"]["name"], "SHOPMESH_EVENTS");
-        assert_eq!(report["events"]["subjects"][0], "shopmesh.events.>");
-        assert_eq!(report["events"]["max_age_seconds"], 86_400);
-        assert_eq!(report["events"]["storage"], "file");
+        let events = report["events"].as_array().unwrap();
+        assert_eq!(events.len(), 32, "a stream per partition");
+        assert_eq!(events[7]["name"], "SHOPMESH_EVENTS_7");
+        assert_eq!(events[7]["subjects"][0], "shopmesh.events.*.*.7");
+        assert_eq!(events[7]["max_age_seconds"], 86_400);
+        assert_eq!(events[7]["storage"], "file");
         assert_eq!(report["dead_letter"]["name"], "SHOPMESH_DEADLETTER");
     }
     let text = shopmesh(&["provision"], &env);
     assert!(
-        stdout(&text).contains("SHOPMESH_EVENTS: subjects"),
+        stdout(&text).contains("SHOPMESH_EVENTS_31: subjects"),
         "{}",
         stdout(&text)
     );

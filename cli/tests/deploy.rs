@@ -1004,13 +1004,15 @@ fn k8s_containers_get_only_variables_their_service_reads() {
 // ---------------------------------------------------------------------------
 
 /// The users of `deploy/nats/nats.conf` with their password variable and
-/// their publish and subscribe allow lists, read line by line (the file keeps
-/// one `user:` per block and one subject per quoted string).
+/// their publish and subscribe lists, read line by line (the file keeps one
+/// `user:` per block and one subject per quoted string). A subject of a deny
+/// list is kept as `deny <subject>`.
 fn nats_conf_users() -> BTreeMap<String, (String, BTreeSet<String>, BTreeSet<String>)> {
     let text = read("deploy/nats/nats.conf");
     let mut users = BTreeMap::new();
     let mut user: Option<String> = None;
     let mut section = "";
+    let mut denied = false;
     for line in text.lines() {
         let line = line.split('#').next().unwrap().trim();
         if let Some(name) = line.strip_prefix("user: ") {
@@ -1031,10 +1033,20 @@ fn nats_conf_users() -> BTreeMap<String, (String, BTreeSet<String>, BTreeSet<Str
         } else if line.starts_with("subscribe:") {
             section = "subscribe";
         }
+        if line.starts_with("allow:") {
+            denied = false;
+        } else if line.starts_with("deny:") {
+            denied = true;
+        }
         for subject in line.split('"').skip(1).step_by(2) {
+            let subject = if denied {
+                format!("deny {subject}")
+            } else {
+                subject.to_owned()
+            };
             match section {
-                "publish" => entry.1.insert(subject.to_owned()),
-                "subscribe" => entry.2.insert(subject.to_owned()),
+                "publish" => entry.1.insert(subject),
+                "subscribe" => entry.2.insert(subject),
                 _ => panic!("deploy/nats/nats.conf: subject {subject} outside publish/subscribe"),
             };
         }
@@ -1134,8 +1146,12 @@ fn the_helm_values_carry_the_same_users_and_permissions() {
             "{file}: {variable} reads Secret key {key}, which deploy/k8s/config.yaml lacks"
         );
         let list = |which: &str| -> BTreeSet<String> {
+            let denied = strings(user["permissions"][which].get("deny"))
+                .into_iter()
+                .map(|s| format!("deny {s}"));
             strings(user["permissions"][which].get("allow"))
                 .into_iter()
+                .chain(denied)
                 .collect()
         };
         assert_eq!(
@@ -1450,12 +1466,21 @@ async fn nats_conf_lets_producers_publish_only_their_own_events() {
             watched.publish_denied(subject).await;
         }
         // Nobody but the operator and analytics may manage consumers, nor
-        // delete a stream.
+        // delete a stream, nor touch the snapshot bucket's stream.
         watched
-            .publish_denied("$JS.API.STREAM.DELETE.SHOPMESH_EVENTS")
+            .publish_denied("$JS.API.STREAM.DELETE.SHOPMESH_EVENTS_0")
             .await;
         watched
-            .publish_denied("$JS.API.CONSUMER.CREATE.SHOPMESH_EVENTS")
+            .publish_denied("$JS.API.STREAM.PURGE.SHOPMESH_EVENTS_0")
+            .await;
+        watched
+            .publish_denied("$JS.API.CONSUMER.CREATE.SHOPMESH_EVENTS_0")
+            .await;
+        watched
+            .publish_denied("$JS.API.STREAM.CREATE.OBJ_shopmesh-analytics")
+            .await;
+        watched
+            .publish_denied("$JS.API.STREAM.UPDATE.OBJ_shopmesh-analytics")
             .await;
         watched.subscribe_denied("shopmesh.events.>").await;
     }
@@ -1545,7 +1570,7 @@ async fn nats_conf_lets_analytics_consume_snapshot_and_serve() {
     .unwrap_or_else(|e| {
         panic!("deploy/nats/nats.conf: analytics cannot create its consumer: {e:#}")
     });
-    let stream = js.get_stream("SHOPMESH_EVENTS").await.unwrap();
+    let stream = js.get_stream("SHOPMESH_EVENTS_0").await.unwrap();
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .get_consumer(&shopmesh_shared::nats::consumer_name(
             "analytics",
@@ -1651,7 +1676,7 @@ async fn nats_conf_lets_analytics_consume_snapshot_and_serve() {
     let mut watched = Watched::connect(&server, "analytics").await;
     watched.publish_denied("shopmesh.deadletter.other").await;
     watched
-        .publish_denied("$JS.API.STREAM.DELETE.SHOPMESH_EVENTS")
+        .publish_denied("$JS.API.STREAM.DELETE.SHOPMESH_EVENTS_0")
         .await;
     watched.publish_denied("$O.other-bucket.C.x").await;
     watched.publish_denied("shopmesh.rpc.product.reserve").await;
@@ -1663,12 +1688,13 @@ async fn nats_conf_lets_the_operator_provision_and_tail_but_not_write() {
     let server = ConfiguredNats::start();
     let (_, user_js, _) = service_context(&server, "user").await;
     publish_acked(&user_js, "user", "shopmesh.events.user.logged_in.3").await;
-    // shopmesh provision, then shopmesh tail --history: an ordered consumer.
+    // shopmesh provision, then shopmesh tail --history: an ordered consumer
+    // per partition's stream.
     let (_, js, _) = service_context(&server, "admin").await;
-    let stream = js.get_stream("SHOPMESH_EVENTS").await.unwrap();
+    let stream = js.get_stream("SHOPMESH_EVENTS_3").await.unwrap();
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: "shopmesh.events.>".into(),
+            filter_subject: "shopmesh.events.*.*.3".into(),
             deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
             ..Default::default()
         })
@@ -1719,11 +1745,14 @@ async fn nats_conf_lets_the_operator_provision_and_tail_but_not_write() {
         .publish_denied("shopmesh.events.user.logged_in.3")
         .await;
     admin
-        .publish_denied("$JS.API.STREAM.DELETE.SHOPMESH_EVENTS")
+        .publish_denied("$JS.API.STREAM.DELETE.SHOPMESH_EVENTS_3")
+        .await;
+    admin
+        .publish_denied("$JS.API.STREAM.UPDATE.OBJ_shopmesh-analytics")
         .await;
     admin.publish_denied("shopmesh.deadletter.analytics").await;
     let mut load = Watched::connect(&server, "load").await;
-    load.publish_denied("$JS.API.STREAM.CREATE.SHOPMESH_EVENTS")
+    load.publish_denied("$JS.API.STREAM.CREATE.SHOPMESH_EVENTS_0")
         .await;
     load.subscribe_denied("shopmesh.events.>").await;
 }

@@ -230,10 +230,8 @@ async fn shopping_at_debug_level_leaks_no_secret(kind: DatabaseKind) {
         SERVICES.iter().all(|s| services.contains(*s))
     })
     .await;
-    let stored = mesh.events().await;
     let mut messages = Vec::new();
-    for sequence in 1..=stored.len() as u64 {
-        let message = mesh.backbone.stored(sequence).await;
+    for message in mesh.backbone.stored_events().await {
         messages.push(format!(
             "{:?} {}",
             message.headers,

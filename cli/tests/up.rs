@@ -661,10 +661,12 @@ async fn up_runs_nats_with_a_user_per_service_confined_to_its_subjects() {
         ),
     ];
     for (user, allowed, denied) in cases {
+        // The nonce goes into the action token: the partition token must
+        // name a partition for a stream to hold the event.
         let allowed = if user == "analytics" {
             allowed.to_owned()
         } else {
-            format!("{allowed}.{nonce}")
+            format!("{allowed}_{nonce}.5")
         };
         let denied = format!("{denied}.{nonce}");
         let payload = format!("{user}-{nonce}");
@@ -711,7 +713,7 @@ async fn up_runs_nats_with_a_user_per_service_confined_to_its_subjects() {
         &nats_url,
         Some(("admin", &password("admin"))),
         &[
-            &format!("shopmesh.events.product.allowed.{nonce}"),
+            &format!("shopmesh.events.product.allowed_{nonce}.5"),
             "--history",
             "--count",
             "1",
@@ -728,7 +730,7 @@ async fn up_runs_nats_with_a_user_per_service_confined_to_its_subjects() {
         serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(
         line["subject"],
-        format!("shopmesh.events.product.allowed.{nonce}")
+        format!("shopmesh.events.product.allowed_{nonce}.5")
     );
     // ... and live (a subscription of its own, which it may make).
     let live_subject = format!("shopmesh.events.user.live.{nonce}");
@@ -815,22 +817,23 @@ fn a_taken_analytics_port_is_named_and_nothing_is_left() {
     assert!(left.is_empty(), "processes left behind: {left:#?}");
 }
 
-/// `up`'s NATS grants the default stream names only: a renamed stream is
-/// refused with its variable before anything starts, rather than services
-/// being refused their first JetStream call.
+/// `up`'s NATS grants the default snapshot bucket only: a renamed bucket is
+/// refused with its variable before anything starts, rather than analytics
+/// being refused its first snapshot.
 #[test]
-fn a_stream_its_nats_users_cannot_reach_is_refused_before_starting() {
+fn a_bucket_its_nats_users_cannot_reach_is_refused_before_starting() {
     let base = free_ports();
     let data = tempfile::tempdir().unwrap();
     let mark = uuid::Uuid::new_v4().to_string();
     let output = up_command(data.path(), base, &mark)
-        .env("SHOPMESH_STREAM", "OTHER_EVENTS")
+        .env("SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET", "other-bucket")
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("SHOPMESH_STREAM=OTHER_EVENTS") && stderr.contains("deploy/nats/nats.conf"),
+        stderr.contains("SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET=other-bucket")
+            && stderr.contains("deploy/nats/nats.conf"),
         "{stderr}"
     );
     assert!(

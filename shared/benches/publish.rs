@@ -97,14 +97,16 @@ async fn ours(publisher: &EventPublisher, events: &[Event]) -> f64 {
 }
 
 async fn purge(backbone: &TestBackbone) {
-    backbone
-        .js
-        .get_stream(&backbone.settings.streams.events_stream)
-        .await
-        .unwrap()
-        .purge()
-        .await
-        .unwrap();
+    for (_, stream) in backbone.settings.streams.partition_streams() {
+        backbone
+            .js
+            .get_stream(&stream)
+            .await
+            .unwrap()
+            .purge()
+            .await
+            .unwrap();
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -5,7 +5,7 @@
 //! invalid value stops start-up with a [`SettingsError`] that names the
 //! variable, the value and what was expected.
 
-use crate::subjects::PartitionCount;
+use crate::subjects::{Partition, PartitionCount};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -189,13 +189,15 @@ pub struct NatsSettings {
 /// The events and dead-letter streams.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
-    /// `SHOPMESH_STREAM`, default `SHOPMESH_EVENTS`.
+    /// `SHOPMESH_STREAM`, default `SHOPMESH_EVENTS`: the prefix of the events
+    /// streams, one per partition (see [`StreamSettings::partition_stream`]).
     pub events_stream: String,
     /// `SHOPMESH_DEAD_LETTER_STREAM`, default `SHOPMESH_DEADLETTER`.
     pub dead_letter_stream: String,
     /// `SHOPMESH_STREAM_MAX_AGE`, default 7d.
     pub max_age: Duration,
-    /// `SHOPMESH_STREAM_MAX_BYTES`, default 1GiB.
+    /// `SHOPMESH_STREAM_MAX_BYTES`, default 1GiB: for all the events streams
+    /// together, split evenly between the partitions.
     pub max_bytes: u64,
     /// `SHOPMESH_STREAM_DUPLICATE_WINDOW`, default 2m: a repeated `Nats-Msg-Id`
     /// inside it is dropped by the server.
@@ -206,6 +208,30 @@ pub struct StreamSettings {
     pub dead_letter_max_age: Duration,
     /// `SHOPMESH_PARTITIONS`, default 32.
     pub partitions: PartitionCount,
+}
+
+impl StreamSettings {
+    /// The stream that holds `partition`'s events: `SHOPMESH_EVENTS_17`.
+    ///
+    /// Why a stream per partition and not one stream with a filtered
+    /// consumer per partition: nats-server 2.10 pays for every filtered
+    /// consumer on every stored message, and with 32 of them the server, not
+    /// shopmesh, was the bottleneck (docs/benchmarks.md, "stream layouts").
+    pub fn partition_stream(&self, partition: Partition) -> String {
+        format!("{}_{}", self.events_stream, partition.index())
+    }
+
+    /// Every partition with the name of its stream, in partition order.
+    pub fn partition_streams(&self) -> impl Iterator<Item = (Partition, String)> + '_ {
+        self.partitions
+            .all()
+            .map(|partition| (partition, self.partition_stream(partition)))
+    }
+
+    /// The byte limit of one partition's stream: its share of `max_bytes`.
+    pub fn partition_max_bytes(&self) -> u64 {
+        self.max_bytes / u64::from(self.partitions.get())
+    }
 }
 
 /// How the publisher bounds and retries.
@@ -387,6 +413,16 @@ mod tests {
         );
         assert_eq!(settings.streams.partitions.get(), 8);
         assert_eq!(settings.streams.replicas, 3);
+        // A stream per partition, sharing the byte limit.
+        let names: Vec<String> = settings
+            .streams
+            .partition_streams()
+            .map(|(_, name)| name)
+            .collect();
+        assert_eq!(names.len(), 8);
+        assert_eq!(names[0], "SHOPMESH_EVENTS_0");
+        assert_eq!(names[7], "SHOPMESH_EVENTS_7");
+        assert_eq!(settings.streams.partition_max_bytes(), 64 << 20);
     }
 
     #[test]

@@ -157,9 +157,72 @@ pub fn parse_event_subject(subject: &str) -> Option<(EventType, u16)> {
     Some((event_type, partition.parse().ok()?))
 }
 
+/// The subjects both `a` and `b` match (NATS wildcards: `*` one token, `>`
+/// one or more at the end), as one subject, or `None` when they share none.
+/// `shopmesh tail --history` filters each partition's stream with its
+/// intersection with the subject asked for: a filter the stream's subjects
+/// contain, whatever was asked.
+pub fn subject_intersection(a: &str, b: &str) -> Option<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    let mut tokens = Vec::with_capacity(a.len().max(b.len()));
+    let mut i = 0;
+    loop {
+        match (a.get(i).copied(), b.get(i).copied()) {
+            (None, None) => return Some(tokens.join(".")),
+            (Some(">"), Some(_)) => {
+                tokens.extend_from_slice(&b[i..]);
+                return Some(tokens.join("."));
+            }
+            (Some(_), Some(">")) => {
+                tokens.extend_from_slice(&a[i..]);
+                return Some(tokens.join("."));
+            }
+            (Some("*"), Some(t)) | (Some(t), Some("*")) => tokens.push(t),
+            (Some(x), Some(y)) if x == y => tokens.push(x),
+            _ => return None,
+        }
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intersections_keep_what_both_subjects_match() {
+        let stream = "shopmesh.events.*.*.3";
+        let cases = [
+            ("shopmesh.events.>", Some(stream)),
+            ("shopmesh.events.order.>", Some("shopmesh.events.order.*.3")),
+            (
+                "shopmesh.events.product.viewed.*",
+                Some("shopmesh.events.product.viewed.3"),
+            ),
+            ("shopmesh.events.*.*.3", Some(stream)),
+            (">", Some(stream)),
+            ("shopmesh.events.*.*.4", None),
+            ("shopmesh.events.order.placed", None),
+            ("shopmesh.events.order.placed.3.x", None),
+            ("shopmesh.deadletter.>", None),
+        ];
+        for (asked, expected) in cases {
+            assert_eq!(
+                subject_intersection(asked, stream).as_deref(),
+                expected,
+                "{asked}"
+            );
+            assert_eq!(
+                subject_intersection(stream, asked).as_deref(),
+                expected,
+                "{asked}, swapped"
+            );
+        }
+        assert_eq!(
+            subject_intersection("a.>", "*.b.>").as_deref(),
+            Some("a.b.>")
+        );
+    }
 
     /// NATS subject matching, enough for these tests: `*` one token, `>` the rest.
     fn matches(filter: &str, subject: &str) -> bool {

@@ -85,15 +85,30 @@ async fn provisioning_is_idempotent_and_follows_settings() {
     let again = provision_streams(&backbone.js, &backbone.settings.streams)
         .await
         .unwrap();
-    let config = &again.events.config;
-    assert_eq!(config.subjects, vec!["shopmesh.events.>".to_string()]);
+    // One stream per partition, each holding that partition's subjects.
+    assert_eq!(again.events.len(), 32);
+    for (partition, info) in backbone
+        .settings
+        .streams
+        .partitions
+        .all()
+        .zip(&again.events)
+    {
+        assert_eq!(info.config.name, format!("SHOPMESH_EVENTS_{partition}"));
+        assert_eq!(
+            info.config.subjects,
+            vec![format!("shopmesh.events.*.*.{partition}")]
+        );
+    }
+    let config = &again.events[5].config;
     assert_eq!(
         config.storage,
         async_nats::jetstream::stream::StorageType::File
     );
     assert_eq!(config.duplicate_window, Duration::from_secs(120));
     assert_eq!(config.max_age, Duration::from_secs(7 * 86_400));
-    assert_eq!(config.max_bytes, 1 << 30);
+    // The 1 GiB default is for all partitions together.
+    assert_eq!(config.max_bytes, (1 << 30) / 32);
     assert_eq!(config.num_replicas, 1);
     assert_eq!(
         again.dead_letter.config.subjects,
@@ -106,11 +121,10 @@ async fn provisioning_is_idempotent_and_follows_settings() {
     let updated = provision_streams(&backbone.js, &backbone.settings.streams)
         .await
         .unwrap();
-    assert_eq!(updated.events.config.max_age, Duration::from_secs(3600));
-    assert_eq!(
-        updated.events.config.duplicate_window,
-        Duration::from_secs(30)
-    );
+    for info in &updated.events {
+        assert_eq!(info.config.max_age, Duration::from_secs(3600));
+        assert_eq!(info.config.duplicate_window, Duration::from_secs(30));
+    }
 }
 
 #[tokio::test]
@@ -121,8 +135,8 @@ async fn a_published_event_carries_its_id_type_version_and_traceparent() {
     let published = backbone.publisher().publish(&event).await.unwrap();
     assert!(!published.duplicate);
 
-    let stored = backbone.stored(published.stream_sequence).await;
     let partition = partition_for(Some(&user), backbone.settings.streams.partitions);
+    let stored = backbone.stored(partition, published.stream_sequence).await;
     assert_eq!(
         stored.subject.as_str(),
         event_subject(event.event_type(), partition)
@@ -151,8 +165,7 @@ async fn a_duplicate_publish_lands_once() {
     assert!(!first.duplicate);
     assert!(second.duplicate, "the server must report the repeat");
     assert_eq!(second.stream_sequence, first.stream_sequence);
-    let stream = backbone.settings.streams.events_stream.clone();
-    assert_eq!(backbone.message_count(&stream).await, 1);
+    assert_eq!(backbone.event_count().await, 1);
     assert_eq!(
         publisher
             .stats()
@@ -200,7 +213,7 @@ async fn a_users_events_arrive_in_order_and_are_acked() {
     let name = shopmesh_shared::nats::consumer_name("test", partition);
     let info = backbone
         .js
-        .get_stream(&backbone.settings.streams.events_stream)
+        .get_stream(backbone.settings.streams.partition_stream(partition))
         .await
         .unwrap()
         .consumer_info(&name)
@@ -418,7 +431,7 @@ async fn shutdown_finishes_the_message_in_hand_and_acks_it() {
     let name = shopmesh_shared::nats::consumer_name("drain", partition);
     let stream = backbone
         .js
-        .get_stream(&backbone.settings.streams.events_stream)
+        .get_stream(backbone.settings.streams.partition_stream(partition))
         .await
         .unwrap();
     eventually(WAIT, "the drained message is acked", async || {
@@ -432,13 +445,15 @@ async fn shutdown_finishes_the_message_in_hand_and_acks_it() {
 async fn publishing_fails_clearly_when_retries_run_out() {
     let mut backbone = TestBackbone::start().await;
     // No stream for the subjects: every attempt is refused by "no responders".
+    let user = UserId::new_v7();
+    let partition = partition_for(Some(&user), backbone.settings.streams.partitions);
     backbone
         .js
-        .delete_stream(&backbone.settings.streams.events_stream)
+        .delete_stream(backbone.settings.streams.partition_stream(partition))
         .await
         .unwrap();
     backbone.settings.publisher.attempts = 3;
-    let event = viewed_by(UserId::new_v7());
+    let event = viewed_by(user);
     let error = backbone.publisher().publish(&event).await.unwrap_err();
     match &error {
         PublishError::RetriesExhausted {
@@ -461,7 +476,8 @@ async fn a_publish_rides_out_a_broker_restart() {
     backbone.settings.publisher.max_backoff = Duration::from_millis(200);
     let publisher = backbone.publisher();
     backbone.server.kill();
-    let event = viewed_by(UserId::new_v7());
+    let user = UserId::new_v7();
+    let event = viewed_by(user);
     let publishing = tokio::spawn({
         let event = event.clone();
         async move { publisher.publish(&event).await }
@@ -478,7 +494,8 @@ async fn a_publish_rides_out_a_broker_restart() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let stored = backbone.stored(published.stream_sequence).await;
+    let partition = partition_for(Some(&user), backbone.settings.streams.partitions);
+    let stored = backbone.stored(partition, published.stream_sequence).await;
     assert_eq!(
         stored.headers.get(h::MESSAGE_ID).unwrap().as_str(),
         event.meta.event_id.to_string()
@@ -598,7 +615,7 @@ async fn a_delivery_lost_on_the_way_restarts_an_in_order_handler_where_it_stands
     // delivery of the same consumer and never acknowledges it.
     let consumer: async_nats::jetstream::consumer::PullConsumer = backbone
         .js
-        .get_stream(&backbone.settings.streams.events_stream)
+        .get_stream(backbone.settings.streams.partition_stream(partition))
         .await
         .unwrap()
         .get_consumer(&shopmesh_shared::nats::consumer_name("ordered", partition))
@@ -626,4 +643,38 @@ async fn a_delivery_lost_on_the_way_restarts_an_in_order_handler_where_it_stands
     assert_eq!(stats.snapshot().restarts, 1);
     shutdown.cancel();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_single_events_stream_of_an_earlier_version_is_refused_with_what_to_do() {
+    let backbone = TestBackbone::start().await;
+    let streams = &backbone.settings.streams;
+    for (_, name) in streams.partition_streams() {
+        backbone.js.delete_stream(&name).await.unwrap();
+    }
+    // The layout before a stream per partition: one stream for every event.
+    backbone
+        .js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "SHOPMESH_EVENTS".into(),
+            subjects: vec!["shopmesh.events.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let error = provision_streams(&backbone.js, streams).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            shopmesh_shared::nats::BackboneError::SingleEventsStream { stream } if stream == "SHOPMESH_EVENTS"
+        ),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(text.contains("nats stream rm SHOPMESH_EVENTS"), "{text}");
+
+    // Once it is gone, provisioning makes every partition's stream again.
+    backbone.js.delete_stream("SHOPMESH_EVENTS").await.unwrap();
+    let provisioned = provision_streams(&backbone.js, streams).await.unwrap();
+    assert_eq!(provisioned.events.len(), 32);
 }

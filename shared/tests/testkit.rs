@@ -31,15 +31,17 @@ async fn a_restarted_server_keeps_its_jetstream_data() {
         .await
         .unwrap();
     backbone.server.restart();
-    let stream = backbone.settings.streams.events_stream.clone();
-    // The client reconnects by itself; the stream and its message survived.
+    let stream = backbone.settings.streams.partition_stream(
+        shopmesh_shared::subjects::Partition::new(0, Default::default()).unwrap(),
+    );
+    // The client reconnects by itself; the streams and the message survived.
     shopmesh_shared::testkit::eventually(
         std::time::Duration::from_secs(20),
         "stream readable after restart",
         async || backbone.js.get_stream(&stream).await.is_ok(),
     )
     .await;
-    assert_eq!(backbone.message_count(&stream).await, 1);
+    assert_eq!(backbone.event_count().await, 1);
 }
 
 #[tokio::test]

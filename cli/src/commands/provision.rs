@@ -1,5 +1,6 @@
-//! `shopmesh provision`: create or update the streams, idempotently. Services
-//! do the same at start; this is for operators and for deployment jobs.
+//! `shopmesh provision`: create or update the streams (the events stream of
+//! every partition and the dead-letter stream), idempotently. Services do
+//! the same at start; this is for operators and for deployment jobs.
 
 use anyhow::Context;
 use shopmesh_shared::nats::{connect, jetstream_context, provision_streams};
@@ -21,12 +22,12 @@ pub async fn run(args: Args, env: &Env) -> anyhow::Result<()> {
         .context("provisioning streams")?;
     if args.json {
         let report = serde_json::json!({
-            "events": stream_summary(&streams.events),
+            "events": streams.events.iter().map(stream_summary).collect::<Vec<_>>(),
             "dead_letter": stream_summary(&streams.dead_letter),
         });
         println!("{report}");
     } else {
-        for info in [&streams.events, &streams.dead_letter] {
+        for info in streams.events.iter().chain([&streams.dead_letter]) {
             let c = &info.config;
             println!(
                 "{}: subjects {:?}, {} messages, max age {}s, max bytes {}, duplicate window {}s, replicas {}",

@@ -7,8 +7,8 @@
 use super::up::load::LoadFigures;
 use anyhow::Context;
 use async_nats::jetstream;
-use shopmesh_shared::nats::{connect, jetstream_context};
-use shopmesh_shared::settings::BackboneSettings;
+use shopmesh_shared::nats::{connect, jetstream_context, stored_event_count};
+use shopmesh_shared::settings::{BackboneSettings, StreamSettings};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -53,7 +53,7 @@ fn braces_out(line: &str) -> String {
 
 pub struct Status {
     js: jetstream::Context,
-    stream: String,
+    streams: StreamSettings,
     urls: Vec<String>,
     analytics_url: String,
     http: reqwest::Client,
@@ -73,7 +73,7 @@ impl Status {
         let client = connect(&settings.nats, "shopmesh-up").await?;
         let mut status = Self {
             js: jetstream_context(client, &settings.publisher),
-            stream: settings.streams.events_stream.clone(),
+            streams: settings.streams.clone(),
             urls,
             analytics_url,
             http: reqwest::Client::new(),
@@ -86,9 +86,8 @@ impl Status {
     }
 
     async fn sample(&self) -> anyhow::Result<Sample> {
-        let info = self.js.get_stream(&self.stream).await?.get_info().await?;
         let mut sample = Sample {
-            events: info.state.messages,
+            events: stored_event_count(&self.js, &self.streams).await?,
             ..Sample::default()
         };
         for url in &self.urls {

@@ -2,10 +2,13 @@
 //! lines with their headers, for people who subscribe to our subjects.
 //!
 //! Live by default (a plain subscription: what is published from now on);
-//! `--history` reads the events stream from its start through an ordered
-//! consumer filtered on the pattern, then keeps following.
+//! `--history` reads the events streams from their start, through an
+//! ordered consumer per partition's stream filtered on the part of the
+//! pattern that stream holds, then keeps following. One partition's events
+//! (so one user's) come in the order they were stored; partitions
+//! interleave.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use async_nats::HeaderMap;
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -13,6 +16,7 @@ use shopmesh_shared::events::json::to_json;
 use shopmesh_shared::nats::headers::{self as h, decode_message};
 use shopmesh_shared::nats::{connect, jetstream_context};
 use shopmesh_shared::settings::{BackboneSettings, Env};
+use shopmesh_shared::subjects::{partition_filter, subject_intersection};
 use std::io::Write;
 
 #[derive(clap::Args)]
@@ -20,7 +24,7 @@ pub struct Args {
     /// A subject or wildcard pattern, e.g. `shopmesh.events.order.>`.
     #[arg(default_value = "shopmesh.events.>")]
     subject: String,
-    /// Start from the beginning of the events stream instead of now.
+    /// Start from the beginning of the events streams instead of now.
     #[arg(long)]
     history: bool,
     /// Stop after this many messages.
@@ -65,17 +69,33 @@ pub async fn run(args: Args, env: &Env) -> anyhow::Result<()> {
     };
     if args.history {
         let js = jetstream_context(client, &settings.publisher);
-        let stream = js
-            .get_stream(&settings.streams.events_stream)
-            .await
-            .with_context(|| format!("stream {}", settings.streams.events_stream))?;
-        let consumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                filter_subject: args.subject.clone(),
-                ..Default::default()
-            })
-            .await?;
-        let mut messages = consumer.messages().await?;
+        let mut partitions = Vec::new();
+        for (partition, name) in settings.streams.partition_streams() {
+            let Some(filter_subject) =
+                subject_intersection(&args.subject, &partition_filter(partition))
+            else {
+                continue;
+            };
+            let stream = js
+                .get_stream(&name)
+                .await
+                .with_context(|| format!("stream {name}"))?;
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject,
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("an ordered consumer on {name}"))?;
+            partitions.push(consumer.messages().await?);
+        }
+        if partitions.is_empty() {
+            bail!(
+                "no events stream holds {}: --history reads shopmesh.events.<domain>.<action>.<partition>",
+                args.subject
+            );
+        }
+        let mut messages = futures::stream::select_all(partitions);
         while let Some(message) = messages.next().await {
             let message = message?;
             let value = line(&message.subject, message.headers.as_ref(), &message.payload);

@@ -8,7 +8,7 @@
 use crate::processes::{ServiceProcess, analytics_env};
 use crate::recompute::{applied_total, assert_matches_recomputation, wait_drained};
 use crate::shop::{http_client, metric_sum};
-use crate::stream::{EVENTS_STREAM, StreamFacts, read_stream};
+use crate::stream::{EVENTS_STREAM_PREFIX, StreamFacts, read_stream};
 use shopmesh_shared::nats::{EventPublisher, connect, jetstream_context, provision_streams};
 use shopmesh_shared::settings::{BackboneSettings, Env};
 use shopmesh_shared::testkit::{NatsCluster, SyntheticShop, eventually};
@@ -58,8 +58,10 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_no_acknowledged
     )
     .await;
     eprintln!("streams provisioned after {:?}", provisioning.elapsed());
+    // Partition 0's stream: it holds the catalogue and its share of the rest.
+    let first_stream = format!("{EVENTS_STREAM_PREFIX}0");
     let config = js
-        .get_stream(EVENTS_STREAM)
+        .get_stream(&first_stream)
         .await
         .unwrap()
         .get_info()
@@ -123,8 +125,9 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_no_acknowledged
         },
     )
     .await;
+    // Its leader leads about a third of the partitions' streams too.
     let leader = js
-        .get_stream(EVENTS_STREAM)
+        .get_stream(&first_stream)
         .await
         .unwrap()
         .get_info()
@@ -132,7 +135,7 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_loses_no_acknowledged
         .unwrap()
         .cluster
         .and_then(|c| c.leader)
-        .expect("the events stream has a leader");
+        .expect("partition 0's stream has a leader");
     let killed = cluster
         .index_of(&leader)
         .expect("the leader is one of ours");

@@ -1,5 +1,5 @@
-//! The events stream read back whole, as the ground truth the fault tests
-//! compare the services with.
+//! The events streams (one per partition) read back whole, as the ground
+//! truth the fault tests compare the services with.
 
 use async_nats::jetstream;
 use futures::StreamExt;
@@ -8,19 +8,39 @@ use shopmesh_shared::nats::headers::{MESSAGE_ID, decode_message};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-pub const EVENTS_STREAM: &str = "SHOPMESH_EVENTS";
+/// The events streams are this prefix and a partition index.
+pub const EVENTS_STREAM_PREFIX: &str = "SHOPMESH_EVENTS_";
+
+/// The events streams the server has, by partition, whatever the partition
+/// count of the test.
+pub async fn events_streams(js: &jetstream::Context) -> Result<Vec<(u16, String)>, String> {
+    let mut names = js.stream_names();
+    let mut streams = Vec::new();
+    while let Some(name) = names.next().await {
+        let name = name.map_err(|e| format!("stream names: {e}"))?;
+        if let Some(partition) = name
+            .strip_prefix(EVENTS_STREAM_PREFIX)
+            .and_then(|p| p.parse().ok())
+        {
+            streams.push((partition, name));
+        }
+    }
+    streams.sort();
+    Ok(streams)
+}
 
 /// One stored message.
 pub struct Stored {
     pub sequence: u64,
-    /// The partition token of its subject.
+    /// The partition whose stream holds it.
     pub partition: u16,
     pub message_id: String,
     /// `None` when it does not decode (no test publishes such messages).
     pub event: Option<Event>,
 }
 
-/// Every message of the events stream, in order. Retried as a whole for up
+/// Every message of the events streams, partition by partition, each in
+/// stream order. Retried as a whole for up
 /// to a minute: right after a cluster lost a node, JetStream requests can
 /// time out until the stream's new leader answers.
 pub async fn read_stream(js: &jetstream::Context) -> Vec<Stored> {
@@ -42,64 +62,64 @@ pub async fn read_stream(js: &jetstream::Context) -> Vec<Stored> {
 }
 
 async fn try_read_stream(js: &jetstream::Context) -> Result<Vec<Stored>, String> {
-    let mut stream = js
-        .get_stream(EVENTS_STREAM)
-        .await
-        .map_err(|e| format!("events stream: {e}"))?;
-    let last = stream
-        .info()
-        .await
-        .map_err(|e| format!("stream info: {e}"))?
-        .state
-        .last_sequence;
-    if last == 0 {
-        return Ok(Vec::new());
-    }
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .map_err(|e| format!("ordered consumer: {e}"))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| format!("messages: {e}"))?;
     let mut out = Vec::new();
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|e| format!("message: {e}"))?;
-        let sequence = message
+    for (partition, name) in events_streams(js).await? {
+        let mut stream = js
+            .get_stream(&name)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        let last = stream
             .info()
-            .map_err(|e| format!("info: {e}"))?
-            .stream_sequence;
-        let partition = message
-            .subject
-            .rsplit('.')
-            .next()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(u16::MAX);
-        let message_id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(MESSAGE_ID))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
-        let event = decode_message(message.headers.as_ref(), &message.payload).ok();
-        out.push(Stored {
-            sequence,
-            partition,
-            message_id,
-            event,
-        });
-        if sequence >= last {
-            break;
+            .await
+            .map_err(|e| format!("{name} info: {e}"))?
+            .state
+            .last_sequence;
+        if last == 0 {
+            continue;
+        }
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .map_err(|e| format!("ordered consumer on {name}: {e}"))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| format!("messages: {e}"))?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| format!("message: {e}"))?;
+            let sequence = message
+                .info()
+                .map_err(|e| format!("info: {e}"))?
+                .stream_sequence;
+            let message_id = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(MESSAGE_ID))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            let event = decode_message(message.headers.as_ref(), &message.payload).ok();
+            out.push(Stored {
+                sequence,
+                partition,
+                message_id,
+                event,
+            });
+            if sequence >= last {
+                break;
+            }
         }
     }
     Ok(out)
 }
 
-/// How many messages the events stream holds.
+/// How many messages the events streams hold together.
 pub async fn stored_count(js: &jetstream::Context) -> Option<u64> {
-    let mut stream = js.get_stream(EVENTS_STREAM).await.ok()?;
-    Some(stream.info().await.ok()?.state.messages)
+    let mut count = 0;
+    for (_, name) in events_streams(js).await.ok()? {
+        let mut stream = js.get_stream(&name).await.ok()?;
+        count += stream.info().await.ok()?.state.messages;
+    }
+    Some(count)
 }
 
 /// What a read of the stream says, indexed for the assertions.

@@ -386,14 +386,12 @@ impl Mesh {
         self.get_json(&url, None).await["stock"].as_i64().unwrap()
     }
 
-    /// Every event in the stream so far: (type, message id, traceparent, event).
+    /// Every event in the streams so far, oldest first: (type, message id,
+    /// traceparent, event).
     pub async fn events(&self) -> Vec<(String, String, String, shopmesh_shared::events::Event)> {
         use shopmesh_shared::nats::headers as h;
-        let stream = self.backbone.settings.streams.events_stream.clone();
-        let count = self.backbone.message_count(&stream).await;
         let mut events = Vec::new();
-        for sequence in 1..=count {
-            let message = self.backbone.stored(sequence).await;
+        for message in self.backbone.stored_events().await {
             let header = |name| {
                 message
                     .headers

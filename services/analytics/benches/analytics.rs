@@ -499,19 +499,26 @@ async fn e2e_ours(events: &[Event]) -> Duration {
     elapsed
 }
 
-/// How the raw baseline consumes: one pull consumer per partition (as the
-/// service does) or one for the whole stream (fewer, larger pulls; `shopmesh
-/// bench` found it about twice as fast on this machine). The e2e ratio is
-/// taken against the faster of the two in the same round. The last two are
-/// other stream layouts, measured by the `raw-layouts` section only: what
-/// the partition filters cost nats-server.
+/// How the raw baseline stores and consumes. The service's layout is a
+/// stream per partition with one unfiltered consumer each; the other raw
+/// layouts keep every event in one stream (`shopmesh.events.>`, the byte
+/// limit of all partition streams together). The e2e ratio is taken against
+/// the faster of `One` and `StreamPerPartition` in the same round: one
+/// consumer on one stream does the least work for the server (and
+/// `shopmesh bench` found it the fastest plain code), the stream per
+/// partition is the same layout as ours. The last two are measured by the
+/// `raw-layouts` section only: what partition filters cost nats-server.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum RawConsumers {
-    PerPartition,
+    /// One stream, one consumer for everything.
     One,
     /// One stream per partition (capturing that partition's subjects), one
-    /// unfiltered consumer on each.
+    /// unfiltered consumer on each: the service's layout.
     StreamPerPartition,
+    /// One stream, a consumer per partition filtered on
+    /// `shopmesh.events.*.*.<partition>` (the service's layout before it
+    /// moved to a stream per partition).
+    PerPartition,
     /// One stream whose stored subjects are transformed to
     /// `shopmesh.events.<partition>`, one consumer with that literal filter
     /// per partition.
@@ -528,29 +535,35 @@ async fn e2e_raw(events: &[Event], consumers_kind: RawConsumers) -> Duration {
         .iter()
         .map(|e| publisher.prepare(e).unwrap())
         .collect();
-    let mut stream = backbone.js.get_stream("SHOPMESH_EVENTS").await.unwrap();
-    // The other layouts replace the provisioned stream (same settings).
-    let mut config = stream.cached_info().config.clone();
+    // The provisioned layout is a stream per partition; the single-stream
+    // layouts replace it with one stream of the same settings.
+    let streams = &backbone.settings.streams;
     let mut partition_streams = Vec::new();
-    match consumers_kind {
-        RawConsumers::StreamPerPartition => {
-            backbone.js.delete_stream("SHOPMESH_EVENTS").await.unwrap();
-            for p in count().all() {
-                config.name = format!("SHOPMESH_EVENTS_{}", p.index());
-                config.subjects = vec![shopmesh_shared::subjects::partition_filter(p)];
-                let created = backbone.js.create_stream(config.clone()).await.unwrap();
-                partition_streams.push(created);
-            }
+    for (_, name) in streams.partition_streams() {
+        partition_streams.push(backbone.js.get_stream(&name).await.unwrap());
+    }
+    let single = |mut config: jetstream::stream::Config| {
+        config.name = streams.events_stream.clone();
+        config.description = None;
+        config.subjects = vec![shopmesh_shared::subjects::EVENTS_WILDCARD.into()];
+        config.max_bytes = i64::try_from(streams.max_bytes).unwrap();
+        config
+    };
+    let first = shopmesh_shared::nats::events_stream_config(streams, count().all().next().unwrap());
+    let mut stream = partition_streams[0].clone();
+    if consumers_kind != RawConsumers::StreamPerPartition {
+        for (_, name) in streams.partition_streams() {
+            backbone.js.delete_stream(&name).await.unwrap();
         }
-        RawConsumers::LiteralPerPartition => {
-            backbone.js.delete_stream("SHOPMESH_EVENTS").await.unwrap();
+        partition_streams.clear();
+        let mut config = single(first);
+        if consumers_kind == RawConsumers::LiteralPerPartition {
             config.subject_transform = Some(jetstream::stream::SubjectTransform {
                 source: "shopmesh.events.*.*.*".into(),
                 destination: "shopmesh.events.{{wildcard(3)}}".into(),
             });
-            stream = backbone.js.create_stream(config).await.unwrap();
         }
-        RawConsumers::PerPartition | RawConsumers::One => {}
+        stream = backbone.js.create_stream(config).await.unwrap();
     }
     let mut counts = vec![0usize; usize::from(PARTITIONS)];
     for e in events {
@@ -648,7 +661,7 @@ async fn bench_e2e(n: usize) {
     for round in 0..3 {
         // Alternate who goes first: the machine is noisy.
         let raw_both = async || {
-            let per_partition = e2e_raw(&events, RawConsumers::PerPartition).await;
+            let per_partition = e2e_raw(&events, RawConsumers::StreamPerPartition).await;
             let one = e2e_raw(&events, RawConsumers::One).await;
             (per_partition, one)
         };
@@ -665,7 +678,8 @@ async fn bench_e2e(n: usize) {
         ratios.push(ratio);
         println!(
             "e2e round {round} ({n} events): ours {:.0} events/s, raw {:.0} msgs/s \
-             (32 consumers {:.0}, one consumer {:.0}), ratio to the faster {ratio:.2}",
+             (stream per partition {:.0}, one stream and consumer {:.0}), ratio to the faster \
+             {ratio:.2}",
             rate(ours),
             rate(raw),
             rate(raw_partitioned),
@@ -991,8 +1005,8 @@ fn main() {
         Some("memory-1m-users") => return bench_memory_of(1_000_000, 1_000_000),
         _ => {}
     }
-    // Raw publish + consume with each stream layout, same messages: the
-    // filtered per-partition consumers against the alternatives.
+    // Raw publish + consume with each stream layout, same messages: why the
+    // service keeps a stream per partition.
     if filter.as_deref() == Some("raw-layouts") {
         return shopmesh_analytics::run_system(|| async {
             let mut generator = Generator::new(10_000, 1_000);
@@ -1000,8 +1014,8 @@ fn main() {
             for round in 0..3 {
                 for kind in [
                     RawConsumers::One,
-                    RawConsumers::PerPartition,
                     RawConsumers::StreamPerPartition,
+                    RawConsumers::PerPartition,
                     RawConsumers::LiteralPerPartition,
                 ] {
                     let took = e2e_raw(&events, kind).await;

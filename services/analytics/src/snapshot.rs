@@ -249,7 +249,10 @@ pub async fn consumer_lag(
     streams: &StreamSettings,
     partition: Partition,
 ) -> Option<u64> {
-    let stream = js.get_stream(&streams.events_stream).await.ok()?;
+    let stream = js
+        .get_stream(streams.partition_stream(partition))
+        .await
+        .ok()?;
     let mut consumer: jetstream::consumer::PullConsumer = stream
         .get_consumer(&consumer_name(GROUP, partition))
         .await

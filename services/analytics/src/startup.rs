@@ -45,24 +45,19 @@ async fn load_partition(
     store: &SnapshotStore,
     settings: &Settings,
     partition: Partition,
-    first_in_stream: u64,
 ) -> anyhow::Result<(Partition, PartitionState, Option<SnapshotInfo>)> {
     let (state, loaded) = match store.load(partition).await? {
         Some((state, info)) => (state, Some(info)),
         None => (Default::default(), None),
     };
-    let start = loaded.map(|info| info.last_sequence + 1);
-    if let Some(start) = start
-        && start < first_in_stream
-    {
-        tracing::warn!(
-            %partition,
-            from_sequence = start,
-            first_in_stream,
-            "the stream no longer holds every event after this partition's snapshot; \
-             its figures miss the ones retention dropped"
-        );
-    }
+    let stream = settings.backbone.streams.partition_stream(partition);
+    let held = js.get_stream(&stream).await?.get_info().await?.state;
+    let start = start_sequence(
+        partition,
+        loaded.map(|info| info.last_sequence),
+        held.first_sequence,
+        held.last_sequence,
+    );
     snapshot::reset_consumer(
         js,
         &settings.backbone.streams,
@@ -71,8 +66,47 @@ async fn load_partition(
         start,
     )
     .await?;
-    tracing::info!(%partition, from_sequence = start.unwrap_or(1), "partition loaded");
+    tracing::info!(%partition, %stream, from_sequence = start.unwrap_or(1), "partition loaded");
     Ok((partition, state, loaded))
+}
+
+/// Where a partition's consumer starts: after the snapshot's last event
+/// (`snapshot_last`), or from the stream's start without a snapshot.
+///
+/// A snapshot ahead of the stream (`snapshot_last` past `stream_last`)
+/// counted events of another stream: the partition's stream was deleted
+/// and made again, or the events moved from the single stream of earlier
+/// versions to a stream per partition. Waiting for the new stream to reach
+/// that sequence would silently skip its first events, so the state is kept
+/// and the stream is read from its start.
+fn start_sequence(
+    partition: Partition,
+    snapshot_last: Option<u64>,
+    stream_first: u64,
+    stream_last: u64,
+) -> Option<u64> {
+    let snapshot_last = snapshot_last?;
+    if snapshot_last > stream_last {
+        tracing::warn!(
+            %partition,
+            snapshot_last,
+            stream_last,
+            "the snapshot is ahead of the partition's stream, which must be a new one; \
+             keeping the snapshot's figures and reading the stream from its start"
+        );
+        return None;
+    }
+    let start = snapshot_last + 1;
+    if start < stream_first {
+        tracing::warn!(
+            %partition,
+            from_sequence = start,
+            stream_first,
+            "the stream no longer holds every event after this partition's snapshot; \
+             its figures miss the ones retention dropped"
+        );
+    }
+    Some(start)
 }
 
 pub struct Application {
@@ -101,13 +135,6 @@ impl Application {
         let clock = Clock::system();
         let arbiters: Vec<Arbiter> = (0..settings.arbiters).map(|_| Arbiter::new()).collect();
 
-        let first_in_stream = js
-            .get_stream(&settings.backbone.streams.events_stream)
-            .await?
-            .info()
-            .await?
-            .state
-            .first_sequence;
         let owned = settings.owned_partitions();
         let count = usize::from(settings.backbone.streams.partitions.get());
         let mut by_index: Vec<Option<Addr<PartitionActor>>> = vec![None; count];
@@ -118,7 +145,7 @@ impl Application {
         // while it has lost a server (timeouts, then retries); one after the
         // other, 32 partitions took minutes to start there.
         let loaded_states: Vec<_> = futures::stream::iter(owned.iter().copied())
-            .map(|partition| load_partition(&js, &store, &settings, partition, first_in_stream))
+            .map(|partition| load_partition(&js, &store, &settings, partition))
             .buffered(PARALLEL_LOADS)
             .try_collect()
             .await?;
@@ -240,5 +267,25 @@ impl Application {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
         served?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_sequence;
+    use shopmesh_shared::subjects::{Partition, PartitionCount};
+
+    #[test]
+    fn a_consumer_starts_after_its_snapshot_or_at_a_new_streams_start() {
+        let p = Partition::new(3, PartitionCount::default()).unwrap();
+        // No snapshot: from the start of whatever the stream holds.
+        assert_eq!(start_sequence(p, None, 1, 0), None);
+        // After the snapshot's last event, also when retention dropped some.
+        assert_eq!(start_sequence(p, Some(40), 1, 90), Some(41));
+        assert_eq!(start_sequence(p, Some(40), 60, 90), Some(41));
+        assert_eq!(start_sequence(p, Some(90), 1, 90), Some(91));
+        // A snapshot of another stream (ahead of this one): from its start.
+        assert_eq!(start_sequence(p, Some(91), 1, 90), None);
+        assert_eq!(start_sequence(p, Some(5_000), 0, 0), None);
     }
 }

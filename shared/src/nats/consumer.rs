@@ -27,7 +27,7 @@ use super::headers::{self, MessageDecodeError, decode_message};
 use crate::events::Event;
 use crate::metrics::metrics;
 use crate::settings::{ConsumerSettings, StreamSettings};
-use crate::subjects::{Partition, dead_letter_subject, partition_filter};
+use crate::subjects::{Partition, dead_letter_subject};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::{FutureExt, StreamExt};
 use opentelemetry::trace::TraceContextExt;
@@ -158,13 +158,29 @@ fn consumer_config(
     pull::Config {
         durable_name: Some(consumer_name(group, partition)),
         description: Some(format!("{group} partition {partition}")),
-        filter_subject: partition_filter(partition),
+        // No filter: the partition's stream holds that partition only, and
+        // an unfiltered consumer is the cheapest kind for the server.
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait: settings.ack_wait,
         max_ack_pending: settings.max_ack_pending,
         deliver_policy,
         ..Default::default()
     }
+}
+
+/// `partition`'s events stream.
+async fn partition_stream(
+    js: &jetstream::Context,
+    streams: &StreamSettings,
+    partition: Partition,
+) -> Result<jetstream::stream::Stream, BackboneError> {
+    let name = streams.partition_stream(partition);
+    js.get_stream(&name)
+        .await
+        .map_err(|source| BackboneError::StreamUnavailable {
+            stream: name,
+            source,
+        })
 }
 
 /// Replaces `group`'s durable consumer for `partition` with a new one that
@@ -179,13 +195,7 @@ pub async fn restart_consumer(
     partition: Partition,
     start_sequence: Option<u64>,
 ) -> Result<jetstream::consumer::PullConsumer, BackboneError> {
-    let stream = js
-        .get_stream(&streams.events_stream)
-        .await
-        .map_err(|source| BackboneError::StreamUnavailable {
-            stream: streams.events_stream.clone(),
-            source,
-        })?;
+    let stream = partition_stream(js, streams, partition).await?;
     let name = consumer_name(group, partition);
     if let Err(error) = stream.delete_consumer(&name).await {
         // Not found is the normal case on a first start; anything else makes
@@ -244,16 +254,9 @@ impl<H: EventHandler> ConsumerRunner<H> {
     pub async fn ensure_consumers(
         &self,
     ) -> Result<Vec<jetstream::consumer::PullConsumer>, BackboneError> {
-        let stream = self
-            .js
-            .get_stream(&self.streams.events_stream)
-            .await
-            .map_err(|source| BackboneError::StreamUnavailable {
-                stream: self.streams.events_stream.clone(),
-                source,
-            })?;
         let mut consumers = Vec::with_capacity(self.partitions.len());
         for &partition in &self.partitions {
+            let stream = partition_stream(&self.js, &self.streams, partition).await?;
             let name = consumer_name(&self.group, partition);
             let config = consumer_config(&self.group, &self.settings, partition, None);
             let consumer =

@@ -7,6 +7,7 @@ mod consumer;
 pub mod headers;
 mod provision;
 mod publisher;
+mod stream_state;
 
 pub use connect::{MIN_SERVER_VERSION, ServerVersion, connect, jetstream_context};
 pub use consumer::{
@@ -19,6 +20,7 @@ pub use provision::{
 pub use publisher::{
     EventPublisher, OutboundEvent, PendingPublish, PublishError, Published, PublisherStats,
 };
+pub use stream_state::stored_event_count;
 
 /// What can go wrong setting up or running the backbone (publishing has its
 /// own [`PublishError`]).
@@ -45,6 +47,13 @@ pub enum BackboneError {
         #[source]
         source: async_nats::jetstream::context::CreateStreamError,
     },
+    #[error(
+        "stream {stream} holds every partition's events, as shopmesh did before each partition \
+         got a stream of its own ({stream}_<partition>); its subjects overlap the new streams'. \
+         Let analytics consume it to the end, then delete it (`nats stream rm {stream}`) and \
+         start again: analytics keeps its figures and reads the new streams from their start"
+    )]
+    SingleEventsStream { stream: String },
     #[error("stream {stream} is not available: {source}")]
     StreamUnavailable {
         stream: String,

@@ -1,21 +1,26 @@
-//! Creating or updating the events and dead-letter streams, idempotently.
+//! Creating or updating the events streams (one per partition) and the
+//! dead-letter stream, idempotently.
 
 use super::BackboneError;
 use crate::settings::StreamSettings;
-use crate::subjects::{DEAD_LETTER_WILDCARD, EVENTS_WILDCARD};
+use crate::subjects::{DEAD_LETTER_WILDCARD, EVENTS_WILDCARD, Partition, partition_filter};
 use async_nats::jetstream::{self, stream};
+use futures::future::try_join_all;
 
-/// The configuration of the events stream that `settings` describe.
-pub fn events_stream_config(settings: &StreamSettings) -> stream::Config {
+/// The configuration of `partition`'s events stream: the subjects of that
+/// partition only, and its share of the byte limit.
+pub fn events_stream_config(settings: &StreamSettings, partition: Partition) -> stream::Config {
     stream::Config {
-        name: settings.events_stream.clone(),
-        description: Some("shopmesh behaviour and business events".into()),
-        subjects: vec![EVENTS_WILDCARD.into()],
+        name: settings.partition_stream(partition),
+        description: Some(format!(
+            "shopmesh behaviour and business events, partition {partition}"
+        )),
+        subjects: vec![partition_filter(partition)],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         discard: stream::DiscardPolicy::Old,
         max_age: settings.max_age,
-        max_bytes: i64::try_from(settings.max_bytes).unwrap_or(i64::MAX),
+        max_bytes: i64::try_from(settings.partition_max_bytes()).unwrap_or(i64::MAX),
         duplicate_window: settings.duplicate_window,
         num_replicas: settings.replicas,
         ..Default::default()
@@ -42,12 +47,13 @@ pub fn dead_letter_stream_config(settings: &StreamSettings) -> stream::Config {
 /// What provisioning found or made.
 #[derive(Debug, Clone)]
 pub struct ProvisionedStreams {
-    pub events: stream::Info,
+    /// One per partition, in partition order.
+    pub events: Vec<stream::Info>,
     pub dead_letter: stream::Info,
 }
 
-/// Creates both streams, or updates them to match `settings`. Safe to run from
-/// every service at every start.
+/// Creates every stream, or updates them to match `settings`. Safe to run
+/// from every service at every start.
 pub async fn provision_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
@@ -58,8 +64,39 @@ pub async fn provision_streams(
             .await
             .map_err(|source| BackboneError::Provision { stream, source })
     };
+    // Concurrently: one request each, and a cluster takes a few hundred
+    // milliseconds to place a stream.
+    let events = try_join_all(
+        settings
+            .partitions
+            .all()
+            .map(|partition| ensure(events_stream_config(settings, partition))),
+    );
+    let (events, dead_letter) =
+        match futures::try_join!(events, ensure(dead_letter_stream_config(settings))) {
+            Ok(provisioned) => provisioned,
+            Err(error) => return Err(refuse_single_stream(js, settings).await.unwrap_or(error)),
+        };
     Ok(ProvisionedStreams {
-        events: ensure(events_stream_config(settings)).await?,
-        dead_letter: ensure(dead_letter_stream_config(settings)).await?,
+        events,
+        dead_letter,
     })
+}
+
+/// Why provisioning failed when the events are still in one stream named
+/// `SHOPMESH_STREAM` (shopmesh before the stream per partition): its
+/// subjects overlap every partition's, so nats-server refuses the new
+/// streams with a message that does not say what to do.
+async fn refuse_single_stream(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Option<BackboneError> {
+    let mut stream = js.get_stream(&settings.events_stream).await.ok()?;
+    let subjects = &stream.info().await.ok()?.config.subjects;
+    subjects
+        .iter()
+        .any(|s| s == EVENTS_WILDCARD)
+        .then(|| BackboneError::SingleEventsStream {
+            stream: settings.events_stream.clone(),
+        })
 }

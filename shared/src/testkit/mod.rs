@@ -19,6 +19,7 @@ pub use synthetic_shop::SyntheticShop;
 
 use crate::nats::{EventPublisher, connect, jetstream_context, provision_streams};
 use crate::settings::{BackboneSettings, Env};
+use crate::subjects::Partition;
 use async_nats::jetstream;
 
 /// Backbone settings for tests against `server`: default streams, short
@@ -84,15 +85,46 @@ impl TestBackbone {
         )
     }
 
-    /// The stored message at `sequence` of the events stream.
-    pub async fn stored(&self, sequence: u64) -> jetstream::message::StreamMessage {
+    /// The stored message at `sequence` of `partition`'s events stream.
+    pub async fn stored(
+        &self,
+        partition: Partition,
+        sequence: u64,
+    ) -> jetstream::message::StreamMessage {
         self.js
-            .get_stream(&self.settings.streams.events_stream)
+            .get_stream(self.settings.streams.partition_stream(partition))
             .await
             .expect("events stream")
             .get_raw_message(sequence)
             .await
             .expect("stored message")
+    }
+
+    /// Every stored event of every partition, oldest first (by the time the
+    /// server stored it; one partition's events keep their stream order).
+    pub async fn stored_events(&self) -> Vec<jetstream::message::StreamMessage> {
+        let mut events = Vec::new();
+        for (_, stream) in self.settings.streams.partition_streams() {
+            let stream = self.js.get_stream(&stream).await.expect("events stream");
+            let state = stream.get_info().await.expect("stream info").state;
+            if state.messages == 0 {
+                continue;
+            }
+            for sequence in state.first_sequence..=state.last_sequence {
+                if let Ok(message) = stream.get_raw_message(sequence).await {
+                    events.push(message);
+                }
+            }
+        }
+        events.sort_by_key(|message| message.time);
+        events
+    }
+
+    /// How many events every partition's stream holds together now.
+    pub async fn event_count(&self) -> u64 {
+        crate::nats::stored_event_count(&self.js, &self.settings.streams)
+            .await
+            .expect("every events stream answers")
     }
 
     /// How many messages a stream holds now.

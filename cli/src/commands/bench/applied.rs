@@ -6,6 +6,8 @@
 
 use anyhow::{Context, bail};
 use async_nats::jetstream;
+use shopmesh_shared::nats::stored_event_count;
+use shopmesh_shared::settings::StreamSettings;
 use std::time::{Duration, Instant};
 
 const COUNTER: &str = "shopmesh_consumer_messages_total";
@@ -66,24 +68,20 @@ pub async fn wait_handled(
     }
 }
 
-/// Waits until the events stream holds at least `at_least` messages and
+/// Waits until the events streams hold at least `at_least` messages and
 /// analytics has finished with every one of them: nothing earlier is still
 /// in flight when a measurement starts.
 pub async fn settle(
     js: &jetstream::Context,
-    stream: &str,
+    streams: &StreamSettings,
     http: &reqwest::Client,
     analytics: &str,
     at_least: u64,
     deadline: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let mut stream = js
-        .get_stream(stream)
-        .await
-        .with_context(|| format!("stream {stream}"))?;
     loop {
-        let stored = stream.info().await?.state.messages;
+        let stored = stored_event_count(js, streams).await?;
         let text = scrape(http, analytics).await?;
         let finished: u64 = FINISHED.iter().map(|o| outcome_count(&text, o)).sum();
         if stored >= at_least && finished >= stored {

@@ -161,9 +161,9 @@ async fn measure(
     let nats_server_version = client.server_info().version;
     let publisher = EventPublisher::new(client.clone(), &backbone.publisher, &backbone.streams);
     let js = jetstream_context(client, &backbone.publisher);
-    let stream = &backbone.streams.events_stream;
+    let streams = &backbone.streams;
     let settle =
-        |at_least: u64| applied::settle(&js, stream, &http, &urls.analytics, at_least, SETTLE);
+        |at_least: u64| applied::settle(&js, streams, &http, &urls.analytics, at_least, SETTLE);
 
     let catalogue = Catalogue::fetch(&http, &urls.product).await?;
     // Analytics knows every product before the first measurement.

@@ -194,11 +194,7 @@ async fn start(args: &Args, env: &Env, platform: &mut Platform) -> anyhow::Resul
     ])))?;
     let partitions = backbone.streams.partitions.all().count().to_string();
     let snapshot_bucket = env.string_or("SHOPMESH_ANALYTICS_SNAPSHOT_BUCKET", "shopmesh-analytics");
-    nats_config::ensure_grants(
-        &backbone.streams.events_stream,
-        &backbone.streams.dead_letter_stream,
-        &snapshot_bucket,
-    )?;
+    nats_config::ensure_grants(&snapshot_bucket)?;
 
     ensure_free(args.nats_port, "NATS", "--nats-port")?;
     ensure_free(

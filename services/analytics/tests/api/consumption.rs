@@ -196,7 +196,9 @@ fn garbage_is_dead_lettered_unknown_types_skipped_and_the_partition_goes_on() {
         let messages = read_stream(&backbone.js).await;
         assert_eq!(messages.len(), 4);
         assert!(messages[0].2.is_none() && messages[1].2.is_none());
-        let stored = backbone.stored(3).await;
+        let stored = backbone
+            .stored(partition_for(Some(&user), partition_count()), 3)
+            .await;
         let event = headers::decode_message(Some(&stored.headers), &stored.payload).unwrap();
         assert_eq!(event.meta.user_id, Some(user));
         assert_eq!(
@@ -232,7 +234,7 @@ fn a_delivery_lost_on_the_way_is_still_applied_once_and_in_order() {
         let partition = partition_for(Some(&user), partition_count());
         let mut consumer: async_nats::jetstream::consumer::PullConsumer = backbone
             .js
-            .get_stream("SHOPMESH_EVENTS")
+            .get_stream(format!("SHOPMESH_EVENTS_{partition}"))
             .await
             .unwrap()
             .get_consumer(&consumer_name("analytics", partition))

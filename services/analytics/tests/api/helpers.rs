@@ -146,33 +146,31 @@ pub async fn publish_all(backbone: &TestBackbone, events: &[Event]) {
     }
 }
 
-/// Every message of the events stream, in order: (sequence, partition, event
-/// when it decodes).
+/// Every message of every partition's events stream, partition by
+/// partition, each in stream order: (sequence, partition, event when it
+/// decodes).
 pub async fn read_stream(js: &jetstream::Context) -> Vec<(u64, u16, Option<Event>)> {
-    let mut stream = js.get_stream("SHOPMESH_EVENTS").await.expect("stream");
-    let last = stream.info().await.expect("info").state.last_sequence;
-    if last == 0 {
-        return Vec::new();
-    }
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages");
     let mut out = Vec::new();
-    while let Some(message) = messages.next().await {
-        let message = message.expect("message");
-        let sequence = message.info().expect("info").stream_sequence;
-        let partition = message
-            .subject
-            .rsplit('.')
-            .next()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(u16::MAX);
-        let event = decode_message(message.headers.as_ref(), &message.payload).ok();
-        out.push((sequence, partition, event));
-        if sequence >= last {
-            break;
+    for partition in partition_count().all() {
+        let name = format!("SHOPMESH_EVENTS_{partition}");
+        let mut stream = js.get_stream(&name).await.expect("stream");
+        let last = stream.info().await.expect("info").state.last_sequence;
+        if last == 0 {
+            continue;
+        }
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        while let Some(message) = messages.next().await {
+            let message = message.expect("message");
+            let sequence = message.info().expect("info").stream_sequence;
+            let event = decode_message(message.headers.as_ref(), &message.payload).ok();
+            out.push((sequence, partition.index(), event));
+            if sequence >= last {
+                break;
+            }
         }
     }
     out

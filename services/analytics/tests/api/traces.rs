@@ -51,7 +51,7 @@ fn the_apply_span_continues_the_events_trace() {
         .await;
         binary.terminate();
 
-        let stored = backbone.stored(1).await;
+        let stored = backbone.stored_events().await.remove(0);
         let traceparent = stored
             .headers
             .get(headers::TRACEPARENT)

@@ -9,9 +9,8 @@ async fn checking_out_an_empty_cart_is_a_conflict() {
         let response = app.post_json("/orders", &token(), &json!({})).await;
         assert_eq!(response.status(), 409);
         assert_eq!(problem(response).await["type"], "/problems/empty-cart");
-        let stream = app.backbone.settings.streams.events_stream.clone();
         assert_eq!(
-            app.backbone.message_count(&stream).await,
+            app.backbone.event_count().await,
             0,
             "no event for a refused checkout"
         );

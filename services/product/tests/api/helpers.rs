@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 
 pub const AUTH_KEY: &str = "product-tests-auth-key-0123456789abcdef";
 pub const ADMIN_TOKEN: &str = "product-tests-admin-token";
-pub const EVENTS_STREAM: &str = "SHOPMESH_EVENTS";
 /// Long enough for a loaded CI machine, short enough to fail a test quickly.
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -203,12 +202,10 @@ impl TestApp {
         rpc::call(&self.backbone.client, subject, request, WAIT).await
     }
 
-    /// Every event in the events stream, in stream order.
+    /// Every event in the events streams, oldest first.
     pub async fn events(&self) -> Vec<StoredEvent> {
-        let count = self.backbone.message_count(EVENTS_STREAM).await;
-        let mut events = Vec::with_capacity(count as usize);
-        for sequence in 1..=count {
-            let message = self.backbone.stored(sequence).await;
+        let mut events = Vec::new();
+        for message in self.backbone.stored_events().await {
             let event = decode_message(Some(&message.headers), &message.payload)
                 .expect("stored events decode");
             events.push(StoredEvent {

@@ -6,6 +6,7 @@ use async_nats::jetstream::message::StreamMessage;
 use serde_json::{Value, json};
 use shopmesh_shared::events::Event;
 use shopmesh_shared::nats::headers::{MESSAGE_ID, TRACEPARENT, decode_message};
+use shopmesh_shared::nats::stored_event_count;
 use shopmesh_shared::settings::Env;
 use shopmesh_shared::telemetry::{self, TelemetrySettings};
 use shopmesh_shared::testkit::{TestBackbone, TestDatabase, eventually};
@@ -170,16 +171,14 @@ impl TestApp {
     }
 
     pub async fn stream_count(&self) -> u64 {
-        self.backbone
-            .message_count(&self.backbone.settings.streams.events_stream)
-            .await
+        self.backbone.event_count().await
     }
 
     /// The message count, or `None` while NATS does not answer.
     async fn try_stream_count(&self) -> Option<u64> {
-        let stream = &self.backbone.settings.streams.events_stream;
-        let stream = self.backbone.js.get_stream(stream).await.ok()?;
-        Some(stream.get_info().await.ok()?.state.messages)
+        stored_event_count(&self.backbone.js, &self.backbone.settings.streams)
+            .await
+            .ok()
     }
 
     /// Whether the test's own NATS client can read the stream (again).
@@ -198,11 +197,10 @@ impl TestApp {
         assert_eq!(self.stream_count().await, n, "exactly {n} events");
     }
 
-    /// Every stored event message with its decoded event, in stream order.
+    /// Every stored event message with its decoded event, oldest first.
     pub async fn events(&self) -> Vec<(StreamMessage, Event)> {
         let mut events = Vec::new();
-        for sequence in 1..=self.stream_count().await {
-            let message = self.backbone.stored(sequence).await;
+        for message in self.backbone.stored_events().await {
             let event = decode_message(Some(&message.headers), &message.payload)
                 .expect("every event decodes");
             events.push((message, event));
