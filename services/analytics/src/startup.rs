@@ -46,7 +46,7 @@ async fn load_partition(
     settings: &Settings,
     partition: Partition,
 ) -> anyhow::Result<(Partition, PartitionState, Option<SnapshotInfo>)> {
-    let (state, loaded) = match store.load(partition).await? {
+    let (mut state, loaded) = match store.load(partition).await? {
         Some((state, info)) => (state, Some(info)),
         None => (Default::default(), None),
     };
@@ -58,6 +58,11 @@ async fn load_partition(
         held.first_sequence,
         held.last_sequence,
     );
+    if start.is_none() {
+        // From the stream's start: sequences the state saw (of a stream that
+        // is gone) must not mark this stream's first events as applied.
+        state.last_sequence = 0;
+    }
     snapshot::reset_consumer(
         js,
         &settings.backbone.streams,

@@ -17,7 +17,8 @@ use shopmesh_analytics::state::UserProfile;
 use shopmesh_analytics::testkit::assert_same_items;
 use shopmesh_shared::events::Timestamp;
 use shopmesh_shared::subjects::{Partition, partition_for};
-use shopmesh_shared::testkit::{TestBackbone, eventually};
+
+use shopmesh_shared::testkit::{TestBackbone, eventually, viewed_by};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -286,5 +287,40 @@ fn the_crash_test_kill_9_while_events_flow_loses_and_doubles_nothing() {
                 last.get(&partition).copied().unwrap_or(0)
             );
         }
+    });
+}
+
+/// A partition's stream made anew (deleted by an operator, or the move from
+/// the single stream of earlier versions) restarts its sequences below the
+/// snapshot's: the app keeps the snapshot's figures and reads the new
+/// stream from its start instead of waiting for it to pass the old number.
+#[test]
+fn a_snapshot_ahead_of_a_new_stream_keeps_its_figures_and_reads_the_stream_from_its_start() {
+    run_system(|| async {
+        let backbone = TestBackbone::start().await;
+        let user = shopmesh_shared::events::UserId::new_v7();
+        let partition = partition_for(Some(&user), partition_count());
+        let app = spawn_app(&backbone, &[]).await;
+        let before: Vec<_> = (0..5).map(|_| viewed_by(user)).collect();
+        publish_all(&backbone, &before).await;
+        wait_caught_up(&[&app]).await;
+        app.stop().await;
+
+        let stream = format!("SHOPMESH_EVENTS_{partition}");
+        backbone.js.delete_stream(&stream).await.unwrap();
+        shopmesh_shared::nats::provision_streams(&backbone.js, &backbone.settings.streams)
+            .await
+            .unwrap();
+        publish_all(&backbone, &[viewed_by(user), viewed_by(user)]).await;
+
+        let app = spawn_app(&backbone, &[]).await;
+        let path = format!("/users/{user}/profile");
+        eventually(
+            Duration::from_secs(20),
+            "the new stream's views applied",
+            async || app.get_json::<UserProfile>(&path).await.counts["product.viewed"] == 7,
+        )
+        .await;
+        app.stop().await;
     });
 }
