@@ -40,73 +40,96 @@ pub struct Stored {
 }
 
 /// Every message of the events streams, partition by partition, each in
-/// stream order. Retried as a whole for up
-/// to a minute: right after a cluster lost a node, JetStream requests can
-/// time out until the stream's new leader answers.
+/// stream order. Each stream's read is retried on its own for up to two
+/// minutes: right after a cluster lost a node, JetStream requests can time
+/// out until a stream's new leader answers, and an ordered consumer placed
+/// on the lost node never answers (a new one is placed again).
 pub async fn read_stream(js: &jetstream::Context) -> Vec<Stored> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let attempt = tokio::time::timeout(Duration::from_secs(30), try_read_stream(js));
-        match attempt
-            .await
-            .unwrap_or_else(|_| Err("no message for 30s".into()))
-        {
-            Ok(messages) => return messages,
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let streams = loop {
+        match events_streams(js).await {
+            Ok(streams) => break streams,
             Err(error) if tokio::time::Instant::now() < deadline => {
-                eprintln!("reading the events stream failed, retrying: {error}");
+                eprintln!("listing the events streams failed, retrying: {error}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(error) => panic!("cannot read the events stream: {error}"),
+            Err(error) => panic!("cannot list the events streams: {error}"),
+        }
+    };
+    let mut out = Vec::new();
+    for (partition, name) in streams {
+        loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(20),
+                try_read_partition(js, partition, &name),
+            );
+            match attempt
+                .await
+                .unwrap_or_else(|_| Err(format!("{name}: no message for 20s")))
+            {
+                Ok(messages) => {
+                    out.extend(messages);
+                    break;
+                }
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("reading an events stream failed, retrying: {error}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("cannot read the events streams: {error}"),
+            }
         }
     }
+    out
 }
 
-async fn try_read_stream(js: &jetstream::Context) -> Result<Vec<Stored>, String> {
+async fn try_read_partition(
+    js: &jetstream::Context,
+    partition: u16,
+    name: &str,
+) -> Result<Vec<Stored>, String> {
     let mut out = Vec::new();
-    for (partition, name) in events_streams(js).await? {
-        let mut stream = js
-            .get_stream(&name)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
-        let last = stream
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| format!("{name} info: {e}"))?
+        .state
+        .last_sequence;
+    if last == 0 {
+        return Ok(out);
+    }
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .map_err(|e| format!("ordered consumer on {name}: {e}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| format!("messages: {e}"))?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| format!("message: {e}"))?;
+        let sequence = message
             .info()
-            .await
-            .map_err(|e| format!("{name} info: {e}"))?
-            .state
-            .last_sequence;
-        if last == 0 {
-            continue;
-        }
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
-            .await
-            .map_err(|e| format!("ordered consumer on {name}: {e}"))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| format!("messages: {e}"))?;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| format!("message: {e}"))?;
-            let sequence = message
-                .info()
-                .map_err(|e| format!("info: {e}"))?
-                .stream_sequence;
-            let message_id = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(MESSAGE_ID))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default();
-            let event = decode_message(message.headers.as_ref(), &message.payload).ok();
-            out.push(Stored {
-                sequence,
-                partition,
-                message_id,
-                event,
-            });
-            if sequence >= last {
-                break;
-            }
+            .map_err(|e| format!("info: {e}"))?
+            .stream_sequence;
+        let message_id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(MESSAGE_ID))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        let event = decode_message(message.headers.as_ref(), &message.payload).ok();
+        out.push(Stored {
+            sequence,
+            partition,
+            message_id,
+            event,
+        });
+        if sequence >= last {
+            break;
         }
     }
     Ok(out)
