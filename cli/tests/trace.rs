@@ -183,7 +183,18 @@ fn assert_connected_trace(trace: &Trace, placed: &Placed) -> ReceivedSpan {
     );
     let apply = trace.child(consumer, "apply");
     assert_eq!(apply.span.kind, INTERNAL);
-    assert_eq!(target(apply), "shopmesh_analytics::actor");
+    // Per-event spans share one target (the log layers skip it); the code
+    // location still names the actor.
+    assert_eq!(target(apply), "shopmesh::per_event");
+    assert_eq!(
+        attribute(apply, "code.module.name").as_deref(),
+        Some("shopmesh_analytics::actor")
+    );
+    // tracing's busy/idle times and thread names are not recorded (three
+    // spans per event pay for each attribute).
+    for noise in ["busy_ns", "idle_ns", "thread.name", "thread.id"] {
+        assert_eq!(attribute(apply, noise), None, "{noise}");
+    }
     let update = trace.child(apply, "recommender update");
     assert_eq!(update.span.kind, INTERNAL);
     assert_ne!(

@@ -14,6 +14,10 @@
 //! - The W3C TraceContext propagator is installed globally (the default is a
 //!   no-op that would silently break every trace at the broker).
 //!
+//! - Spans made once per event (publish, process, apply, recommender update)
+//!   use the target [`PER_EVENT_SPANS`]: they become OpenTelemetry spans but
+//!   the log layers skip them (see [`log_filter`]).
+//!
 //! Call [`Telemetry::shutdown`] on exit: dropping the provider does not flush.
 
 use opentelemetry::KeyValue;
@@ -23,9 +27,17 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use std::io::IsTerminal;
+use tracing_subscriber::filter::{FilterExt, FilterFn, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+/// The target of the spans made once per event. The log layers format every
+/// span's fields when it is created, in case a log line inside it needs
+/// them; for these spans that was a tenth of the analytics consumer's time
+/// (profile in docs/benchmarks.md), for log lines that almost never come.
+/// Traces keep them (the trace filter sees them like any `info` span).
+pub const PER_EVENT_SPANS: &str = "shopmesh::per_event";
 
 use crate::settings::{Env, SettingsError};
 
@@ -264,6 +276,17 @@ fn filter(directives: &str) -> EnvFilter {
     EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
+/// What the log layers see: `directives` (`RUST_LOG`), without the spans
+/// made once per event ([`PER_EVENT_SPANS`]). A line logged inside one of
+/// those carries its own fields, not the span's.
+pub fn log_filter<S>(directives: &str) -> impl tracing_subscriber::layer::Filter<S> + use<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let not_per_event: FilterFn = filter_fn(|meta| meta.target() != PER_EVENT_SPANS);
+    filter(directives).and(not_per_event)
+}
+
 /// Installs logging, tracing and the W3C propagator for this process.
 pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -279,7 +302,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
         tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)
-            .with_filter(filter(&settings.log_filter))
+            .with_filter(log_filter(&settings.log_filter))
     });
     // Standard error for both formats: fmt's default writer is standard
     // output, where a command's results go and which `shopmesh up` discards.
@@ -289,7 +312,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
         tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
-            .with_filter(filter(&settings.log_filter))
+            .with_filter(log_filter(&settings.log_filter))
     });
     tracing_subscriber::registry()
         .with(json_logs)
@@ -297,6 +320,12 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                // Not the busy/idle times (a clock read at every enter and
+                // exit) nor the thread's name and id (a string per span):
+                // tracing's own bookkeeping, not OpenTelemetry conventions,
+                // paid on the three spans of every event.
+                .with_tracked_inactivity(false)
+                .with_threads(false)
                 .with_filter(filter(&settings.trace_filter)),
         )
         .try_init()?;
@@ -321,6 +350,58 @@ impl Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer the fmt layer can log into, read back by the test.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_skip_the_per_event_spans_and_keep_the_others() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let logs = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .with_filter(log_filter("info"));
+        // A second layer, as OpenTelemetry's, still sees the per-event span.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let names = seen.clone();
+        let spans = tracing_subscriber::layer::Identity::new().and_then(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(filter_fn(move |meta| {
+                    if meta.is_span() {
+                        names.lock().unwrap().push(meta.name());
+                    }
+                    true
+                })),
+        );
+        let subscriber = tracing_subscriber::registry().with(logs).with(spans);
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", route = "/orders");
+            let _request = request.enter();
+            let event = tracing::info_span!(target: PER_EVENT_SPANS, "process", sequence = 41);
+            let _event = event.enter();
+            tracing::info!(answer = 42, "inside both");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("inside both"), "{text}");
+        assert!(text.contains("answer=42"), "{text}");
+        assert!(text.contains("route=\"/orders\""), "{text}");
+        assert!(!text.contains("sequence=41"), "{text}");
+        assert!(!text.contains("process"), "{text}");
+        assert!(seen.lock().unwrap().contains(&"process"));
+    }
 
     #[test]
     fn the_sampler_follows_the_standard_variables() {

@@ -13,6 +13,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
 use shopmesh_shared::events::{Category, ProductId};
 use shopmesh_shared::nats::Delivery;
 use shopmesh_shared::subjects::Partition;
+use shopmesh_shared::telemetry::PER_EVENT_SPANS;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -145,6 +146,7 @@ impl Handler<Apply> for PartitionActor {
 
     fn handle(&mut self, msg: Apply, _: &mut Self::Context) {
         let span = tracing::info_span!(
+            target: PER_EVENT_SPANS,
             parent: &msg.parent,
             "apply",
             partition = self.partition.index(),
@@ -175,6 +177,7 @@ impl Handler<ApplyBatch> for PartitionActor {
     fn handle(&mut self, msg: ApplyBatch, _: &mut Self::Context) {
         for (delivery, parent) in &msg.deliveries {
             let span = tracing::info_span!(
+                target: PER_EVENT_SPANS,
                 parent: parent,
                 "apply",
                 partition = self.partition.index(),
@@ -241,6 +244,7 @@ impl<'a> TracedSink<'a> {
     fn open(&mut self) {
         if self.span.is_none() {
             self.span = Some(tracing::info_span!(
+                target: PER_EVENT_SPANS,
                 "recommender update",
                 recommender.cooccurrence_changes = tracing::field::Empty,
                 recommender.touches = tracing::field::Empty,

@@ -621,6 +621,7 @@ fn consumer_span(message: &jetstream::Message, delivery: &Delivery) -> tracing::
         .map(headers::extract_context)
         .unwrap_or_default();
     let span = tracing::info_span!(
+        target: crate::telemetry::PER_EVENT_SPANS,
         "process",
         otel.name = %format_args!("process {}", delivery.event.event_type().as_str()),
         otel.kind = "consumer",

@@ -173,6 +173,7 @@ impl EventPublisher {
         let event_type = event.event_type();
         let subject = self.subject_of(event);
         let span = tracing::info_span!(
+            target: crate::telemetry::PER_EVENT_SPANS,
             "publish",
             otel.name = %format_args!("publish {}", event_type.as_str()),
             otel.kind = "producer",
