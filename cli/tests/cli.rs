@@ -108,3 +108,68 @@ fn partition_names_the_users_partition_and_subjects() {
         stderr(&bad)
     );
 }
+
+/// The upgrade from the single events stream of earlier versions: plain
+/// provisioning refuses and names the way out; `--retire-single-stream`
+/// refuses while a consumer has events left on it, then deletes it once
+/// they are consumed and provisions a stream per partition.
+#[tokio::test]
+async fn provision_retires_the_single_stream_of_earlier_versions_once_consumed() {
+    use async_nats::jetstream::{self, consumer::pull, stream};
+    use futures::StreamExt;
+    let server = NatsServer::start();
+    let url = server.url();
+    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    let single = js
+        .create_stream(stream::Config {
+            name: "SHOPMESH_EVENTS".into(),
+            subjects: vec!["shopmesh.events.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    js.publish("shopmesh.events.product.viewed.3", "event".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let consumer: jetstream::consumer::PullConsumer = single
+        .create_consumer(pull::Config {
+            durable_name: Some("analytics-p003".into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let env = [("NATS_URL", url.as_str())];
+
+    let plain = shopmesh(&["provision"], &env);
+    assert!(!plain.status.success());
+    assert!(
+        stderr(&plain).contains("shopmesh provision --retire-single-stream"),
+        "{}",
+        stderr(&plain)
+    );
+    let early = shopmesh(&["provision", "--retire-single-stream"], &env);
+    assert!(!early.status.success());
+    assert!(
+        stderr(&early).contains("analytics-p003 (1 to deliver, 0 unacknowledged)"),
+        "{}",
+        stderr(&early)
+    );
+    assert!(js.get_stream("SHOPMESH_EVENTS").await.is_ok(), "kept");
+
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let message = batch.next().await.unwrap().unwrap();
+    message.double_ack().await.unwrap();
+    let retired = shopmesh(&["provision", "--retire-single-stream", "--json"], &env);
+    assert!(retired.status.success(), "{}", stderr(&retired));
+    assert!(
+        stderr(&retired).contains("retired SHOPMESH_EVENTS: 1 messages, 1 consumers"),
+        "{}",
+        stderr(&retired)
+    );
+    assert!(js.get_stream("SHOPMESH_EVENTS").await.is_err(), "deleted");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&retired)).unwrap();
+    assert_eq!(report["events"].as_array().unwrap().len(), 32);
+}

@@ -1706,6 +1706,19 @@ async fn nats_conf_lets_the_operator_provision_and_tail_but_not_write() {
         .expect("deploy/nats/nats.conf: admin cannot pull (tail)");
     let first = messages.next().await.unwrap().unwrap();
     assert_eq!(first.subject.as_str(), "shopmesh.events.user.logged_in.3");
+    // shopmesh provision --retire-single-stream deletes the single events
+    // stream of earlier versions, by that name only (a stand-in here: the
+    // partition streams hold the real subjects).
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "SHOPMESH_EVENTS".into(),
+        subjects: vec!["shopmesh.retired.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.delete_stream("SHOPMESH_EVENTS")
+        .await
+        .expect("deploy/nats/nats.conf: admin cannot retire the single events stream");
 
     // shopmesh tail (live): a plain subscription to both streams' subjects.
     let admin = Watched::connect(&server, "admin").await;

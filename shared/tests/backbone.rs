@@ -671,7 +671,10 @@ async fn a_single_events_stream_of_an_earlier_version_is_refused_with_what_to_do
         "{error:?}"
     );
     let text = error.to_string();
-    assert!(text.contains("nats stream rm SHOPMESH_EVENTS"), "{text}");
+    assert!(
+        text.contains("shopmesh provision --retire-single-stream"),
+        "{text}"
+    );
 
     // Once it is gone, provisioning makes every partition's stream again.
     backbone.js.delete_stream("SHOPMESH_EVENTS").await.unwrap();

@@ -50,8 +50,9 @@ pub enum BackboneError {
     #[error(
         "stream {stream} holds every partition's events, as shopmesh did before each partition \
          got a stream of its own ({stream}_<partition>); its subjects overlap the new streams'. \
-         Let analytics consume it to the end, then delete it (`nats stream rm {stream}`) and \
-         start again: analytics keeps its figures and reads the new streams from their start"
+         Let analytics consume it to the end, then retire it with `shopmesh provision \
+         --retire-single-stream` (as the operator, NATS user admin) and start again: analytics \
+         keeps its figures and reads the new streams from their start"
     )]
     SingleEventsStream { stream: String },
     #[error("stream {stream} is not available: {source}")]
