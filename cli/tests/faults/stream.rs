@@ -46,40 +46,43 @@ pub struct Stored {
 /// on the lost node never answers (a new one is placed again).
 pub async fn read_stream(js: &jetstream::Context) -> Vec<Stored> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let streams = loop {
-        match events_streams(js).await {
-            Ok(streams) => break streams,
-            Err(error) if tokio::time::Instant::now() < deadline => {
-                eprintln!("listing the events streams failed, retrying: {error}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(error) => panic!("cannot list the events streams: {error}"),
-        }
-    };
+    let streams = retried(deadline, "listing the events streams", async || {
+        events_streams(js).await
+    })
+    .await;
     let mut out = Vec::new();
     for (partition, name) in streams {
-        loop {
-            let attempt = tokio::time::timeout(
+        let messages = retried(deadline, "reading an events stream", async || {
+            tokio::time::timeout(
                 Duration::from_secs(20),
                 try_read_partition(js, partition, &name),
-            );
-            match attempt
-                .await
-                .unwrap_or_else(|_| Err(format!("{name}: no message for 20s")))
-            {
-                Ok(messages) => {
-                    out.extend(messages);
-                    break;
-                }
-                Err(error) if tokio::time::Instant::now() < deadline => {
-                    eprintln!("reading an events stream failed, retrying: {error}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => panic!("cannot read the events streams: {error}"),
-            }
-        }
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!("{name}: no message for 20s")))
+        })
+        .await;
+        out.extend(messages);
     }
     out
+}
+
+/// `attempt`'s value, tried again after a short pause until `deadline`;
+/// panics with the last error then.
+async fn retried<T>(
+    deadline: tokio::time::Instant,
+    what: &str,
+    mut attempt: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                eprintln!("{what} failed, retrying: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("{what} failed until the deadline: {error}"),
+        }
+    }
 }
 
 async fn try_read_partition(
