@@ -77,11 +77,10 @@ async fn the_trace_id_survives_the_nats_hop_and_is_flushed_on_shutdown() {
         .unwrap();
     drop(checkout);
 
-    let (consumer_trace, consumer_span) =
-        tokio::time::timeout(Duration::from_secs(20), seen.recv())
-            .await
-            .unwrap()
-            .unwrap();
+    let (consumer_trace, handler_span) = tokio::time::timeout(Duration::from_secs(20), seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(
         checkout_trace,
         "0".repeat(32),
@@ -113,7 +112,8 @@ async fn the_trace_id_survives_the_nats_hop_and_is_flushed_on_shutdown() {
     let root = by_name("checkout");
     let publish = by_name("publish product.viewed");
     let process = by_name("process product.viewed");
-    for span in [&root, &publish, &process] {
+    let handle = by_name("handle");
+    for span in [&root, &publish, &process, &handle] {
         assert_eq!(hex(&span.span.trace_id), checkout_trace);
         assert_eq!(span.service_name, "hop-test");
         assert_eq!(
@@ -127,7 +127,10 @@ async fn the_trace_id_survives_the_nats_hop_and_is_flushed_on_shutdown() {
     }
     assert_eq!(publish.span.parent_span_id, root.span.span_id);
     assert_eq!(process.span.parent_span_id, publish.span.span_id);
-    assert_eq!(hex(&process.span.span_id), consumer_span);
+    // The handler runs in a `tracing` span continuing the CONSUMER span, so
+    // its own spans and logs join the trace.
+    assert_eq!(handle.span.parent_span_id, process.span.span_id);
+    assert_eq!(hex(&handle.span.span_id), handler_span);
     assert_eq!(publish.span.kind, SpanKind::Producer as i32);
     assert_eq!(process.span.kind, SpanKind::Consumer as i32);
     assert_eq!(

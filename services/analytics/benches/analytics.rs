@@ -26,6 +26,7 @@ use shopmesh_shared::events::*;
 use shopmesh_shared::nats::{Delivery, EventPublisher, headers};
 use shopmesh_shared::settings::Env;
 use shopmesh_shared::subjects::{Partition, PartitionCount, partition_for};
+use shopmesh_shared::telemetry::EventSpan;
 use shopmesh_shared::testkit::TestBackbone;
 use std::time::{Duration, Instant};
 
@@ -245,7 +246,7 @@ where
             for delivery in deliveries {
                 addr.send(Apply {
                     delivery,
-                    parent: tracing::Span::none(),
+                    parent: EventSpan::none(),
                 })
                 .await
                 .unwrap();
@@ -257,7 +258,7 @@ where
                 let batch = deliveries
                     .by_ref()
                     .take(size)
-                    .map(|d| (d, tracing::Span::none()))
+                    .map(|d| (d, EventSpan::none()))
                     .collect();
                 addr.send(ApplyBatch { deliveries: batch }).await.unwrap();
             }

@@ -10,10 +10,11 @@ use crate::snapshot::{SnapshotBlob, SnapshotInfo};
 use crate::state::PartitionState;
 use crate::window::{Window, WindowKind};
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
+use opentelemetry::KeyValue;
 use shopmesh_shared::events::{Category, ProductId};
 use shopmesh_shared::nats::Delivery;
 use shopmesh_shared::subjects::Partition;
-use shopmesh_shared::telemetry::PER_EVENT_SPANS;
+use shopmesh_shared::telemetry::EventSpan;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -134,7 +135,7 @@ fn snapshot_phase(partition: Partition, interval: Duration) -> Duration {
 /// continues the event's trace on the actor's thread.
 pub struct Apply {
     pub delivery: Delivery,
-    pub parent: tracing::Span,
+    pub parent: EventSpan,
 }
 
 impl Message for Apply {
@@ -145,26 +146,16 @@ impl Handler<Apply> for PartitionActor {
     type Result = ();
 
     fn handle(&mut self, msg: Apply, _: &mut Self::Context) {
-        let span = tracing::info_span!(
-            target: PER_EVENT_SPANS,
-            parent: &msg.parent,
-            "apply",
-            partition = self.partition.index(),
-            stream_sequence = msg.delivery.stream_sequence,
-        );
-        let _entered = span.enter();
-        if !self.apply(&msg.delivery) {
-            tracing::debug!("already applied; skipped");
-        }
+        self.apply_traced(&msg.delivery, &msg.parent);
     }
 }
 
 /// Apply several deliveries of this partition, in order, as one message: one
 /// mailbox round trip for a whole pull batch. Each delivery comes with the
 /// span its "apply" span becomes a child of (the consumer's CONSUMER span;
-/// `Span::none()` for untraced replays).
+/// `EventSpan::none()` for untraced replays).
 pub struct ApplyBatch {
-    pub deliveries: Vec<(Delivery, tracing::Span)>,
+    pub deliveries: Vec<(Delivery, EventSpan)>,
 }
 
 impl Message for ApplyBatch {
@@ -176,27 +167,41 @@ impl Handler<ApplyBatch> for PartitionActor {
 
     fn handle(&mut self, msg: ApplyBatch, _: &mut Self::Context) {
         for (delivery, parent) in &msg.deliveries {
-            let span = tracing::info_span!(
-                target: PER_EVENT_SPANS,
-                parent: parent,
-                "apply",
-                partition = self.partition.index(),
-                stream_sequence = delivery.stream_sequence,
-            );
-            let _entered = span.enter();
-            if !self.apply(delivery) {
-                tracing::debug!("already applied; skipped");
-            }
+            self.apply_traced(delivery, parent);
         }
     }
 }
 
 impl PartitionActor {
+    /// Applies one delivery in an "apply" span, child of `parent`.
+    fn apply_traced(&mut self, delivery: &Delivery, parent: &EventSpan) {
+        let span = if EventSpan::enabled() {
+            parent.child(
+                "apply",
+                module_path!(),
+                [
+                    KeyValue::new("partition", i64::from(self.partition.index())),
+                    KeyValue::new("stream_sequence", delivery.stream_sequence as i64),
+                ],
+            )
+        } else {
+            EventSpan::none()
+        };
+        if !self.apply(delivery, &span) {
+            tracing::debug!(
+                partition = self.partition.index(),
+                stream_sequence = delivery.stream_sequence,
+                "already applied; skipped"
+            );
+        }
+    }
+
     /// Applies one delivery, counts it and snapshots when due; false when it
     /// was applied before. The recommender's view update gets a span of its
-    /// own, a child of the current "apply" span.
-    fn apply(&mut self, delivery: &Delivery) -> bool {
-        let mut sink = TracedSink::new(GroupedSink::new(&self.items, &mut self.item_buffers));
+    /// own, a child of `apply` (the delivery's "apply" span).
+    fn apply(&mut self, delivery: &Delivery, apply: &EventSpan) -> bool {
+        let mut sink =
+            TracedSink::new(GroupedSink::new(&self.items, &mut self.item_buffers), apply);
         let applied = self.state.apply_with(
             delivery.stream_sequence,
             &delivery.event,
@@ -222,16 +227,18 @@ impl PartitionActor {
 /// span; the span records how many changes of each kind the event made.
 struct TracedSink<'a> {
     sink: GroupedSink<'a>,
-    span: Option<tracing::Span>,
+    parent: &'a EventSpan,
+    span: Option<EventSpan>,
     cooccurrence: u64,
     touched: u64,
     catalogue: u64,
 }
 
 impl<'a> TracedSink<'a> {
-    fn new(sink: GroupedSink<'a>) -> Self {
+    fn new(sink: GroupedSink<'a>, parent: &'a EventSpan) -> Self {
         Self {
             sink,
+            parent,
             span: None,
             cooccurrence: 0,
             touched: 0,
@@ -240,16 +247,10 @@ impl<'a> TracedSink<'a> {
     }
 
     /// Opened lazily: only events that change the view pay for a span. Its
-    /// parent is the current span, the handler's "apply".
+    /// parent is the event's "apply" span.
     fn open(&mut self) {
-        if self.span.is_none() {
-            self.span = Some(tracing::info_span!(
-                target: PER_EVENT_SPANS,
-                "recommender update",
-                recommender.cooccurrence_changes = tracing::field::Empty,
-                recommender.touches = tracing::field::Empty,
-                recommender.catalogue_changes = tracing::field::Empty,
-            ));
+        if self.span.is_none() && self.parent.context().is_some() {
+            self.span = Some(self.parent.child("recommender update", module_path!(), []));
         }
     }
 
@@ -258,9 +259,11 @@ impl<'a> TracedSink<'a> {
     fn finish(self) {
         self.sink.finish();
         if let Some(span) = self.span {
-            span.record("recommender.cooccurrence_changes", self.cooccurrence);
-            span.record("recommender.touches", self.touched);
-            span.record("recommender.catalogue_changes", self.catalogue);
+            span.set_attributes([
+                KeyValue::new("recommender.cooccurrence_changes", self.cooccurrence as i64),
+                KeyValue::new("recommender.touches", self.touched as i64),
+                KeyValue::new("recommender.catalogue_changes", self.catalogue as i64),
+            ]);
         }
     }
 }

@@ -11,6 +11,7 @@ use actix::Addr;
 use shopmesh_shared::metrics::metrics;
 use shopmesh_shared::nats::{Delivery, EventHandler, HandlerError};
 use shopmesh_shared::subjects::Partition;
+use shopmesh_shared::telemetry::EventSpan;
 
 pub struct PartitionRouter {
     /// Indexed by partition number; `None` for partitions another instance owns.
@@ -40,9 +41,9 @@ impl EventHandler for PartitionRouter {
     async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
         let partition = delivery.partition;
         let addr = self.actor(partition)?;
-        // The current span is the runner's CONSUMER span: the actor's apply
-        // span becomes its child.
-        let parent = tracing::Span::current();
+        // One delivery at a time comes from `handle_batch`'s default, which
+        // the router overrides: only tests and tools call this, untraced.
+        let parent = EventSpan::none();
         let depth = metrics()
             .actor_mailbox
             .with_label_values(&[&partition.to_string()]);
@@ -71,7 +72,7 @@ impl EventHandler for PartitionRouter {
     /// span as the parent of its "apply" span.
     async fn handle_batch(
         &self,
-        batch: Vec<(Delivery, tracing::Span)>,
+        batch: Vec<(Delivery, EventSpan)>,
     ) -> Vec<Result<(), HandlerError>> {
         let Some(partition) = batch.first().map(|(d, _)| d.partition) else {
             return Vec::new();

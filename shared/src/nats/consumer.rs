@@ -24,16 +24,18 @@
 
 use super::BackboneError;
 use super::headers::{self, MessageDecodeError, decode_message};
-use crate::events::Event;
+use crate::events::{Event, EventType};
 use crate::metrics::metrics;
 use crate::settings::{ConsumerSettings, StreamSettings};
 use crate::subjects::{Partition, dead_letter_subject};
+use crate::telemetry::EventSpan;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::{FutureExt, StreamExt};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -82,17 +84,27 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Consecutive deliveries of one partition, in stream order, each with
     /// its CONSUMER span: what the client already held when the first one
     /// arrived (at most the pull batch). The default hands them to `handle`
-    /// one at a time inside their spans; a handler that applies a batch in
-    /// one step overrides it (one cross-thread hop instead of one per event).
-    /// Returns one outcome per delivery, in order; a delivery without an
-    /// outcome is neither acked nor nak'ed and comes back after `ack_wait`.
+    /// one at a time, each inside a `tracing` span "handle" continuing its
+    /// CONSUMER span (so that the handler's own spans and logs join the
+    /// event's trace); a handler that applies a batch in one step overrides
+    /// it (one cross-thread hop instead of one per event) and continues the
+    /// spans as it sees fit. Returns one outcome per delivery, in order; a
+    /// delivery without an outcome is neither acked nor nak'ed and comes
+    /// back after `ack_wait`.
     fn handle_batch(
         &self,
-        batch: Vec<(Delivery, tracing::Span)>,
+        batch: Vec<(Delivery, EventSpan)>,
     ) -> impl Future<Output = Vec<Result<(), HandlerError>>> + Send {
         async move {
             let mut outcomes = Vec::with_capacity(batch.len());
-            for (delivery, span) in batch {
+            for (delivery, consumer_span) in batch {
+                let span = tracing::info_span!(
+                    "handle",
+                    event_type = delivery.event.event_type().as_str()
+                );
+                if let Some(cx) = consumer_span.context() {
+                    let _ = span.set_parent(cx.clone());
+                }
                 outcomes.push(self.handle(delivery).instrument(span).await);
             }
             outcomes
@@ -475,13 +487,11 @@ impl<H: EventHandler> PartitionWorker<H> {
             return;
         }
         let mut decoded = Vec::with_capacity(messages.len());
+        let mut pending = None;
         for message in messages {
             let (stream_sequence, delivered) = match message.info() {
                 Ok(info) => {
-                    metrics()
-                        .consumer_lag
-                        .with_label_values(&[&partition.to_string()])
-                        .set(info.pending as i64);
+                    pending = Some(info.pending);
                     (info.stream_sequence, info.delivered)
                 }
                 Err(_) => (0, 1),
@@ -511,6 +521,14 @@ impl<H: EventHandler> PartitionWorker<H> {
                 }
             }
         }
+        // Metrics once per batch, not per message: a labelled metric is a
+        // hash and a lock per lookup.
+        if let Some(pending) = pending {
+            metrics()
+                .consumer_lag
+                .with_label_values(&[&partition.to_string()])
+                .set(pending as i64);
+        }
         if decoded.is_empty() {
             return;
         }
@@ -523,23 +541,33 @@ impl<H: EventHandler> PartitionWorker<H> {
             })
             .collect();
         let outcomes = self.handler.handle_batch(batch).await;
+        let mut handled = 0;
         for ((message, stream_sequence), outcome) in settle.iter().zip(outcomes) {
-            self.settle(message, stream_sequence, outcome).await;
+            if self.settle(message, *stream_sequence, outcome).await {
+                handled += 1;
+            }
+        }
+        if handled > 0 {
+            self.stats.handled.fetch_add(handled, Ordering::Relaxed);
+            metrics()
+                .consumer_messages
+                .with_label_values(&["handled"])
+                .inc_by(handled);
         }
     }
 
+    /// Acts on one outcome; true when the message was handled (and acked),
+    /// which the caller counts for the whole batch.
     async fn settle(
         &self,
         message: &jetstream::Message,
-        stream_sequence: &u64,
+        stream_sequence: u64,
         outcome: Result<(), HandlerError>,
-    ) {
-        let stream_sequence = *stream_sequence;
+    ) -> bool {
         match outcome {
             Ok(()) => {
-                self.stats.handled.fetch_add(1, Ordering::Relaxed);
-                record_outcome("handled");
                 ack(message, AckKind::Ack).await;
+                return true;
             }
             Err(HandlerError::Transient(error)) => {
                 self.stats.nakked.fetch_add(1, Ordering::Relaxed);
@@ -553,6 +581,7 @@ impl<H: EventHandler> PartitionWorker<H> {
                     .await;
             }
         }
+        false
     }
 
     /// Republishes the message, untouched, to the dead-letter subject with the
@@ -613,29 +642,48 @@ impl<H: EventHandler> PartitionWorker<H> {
 /// The CONSUMER span of one delivery, child of the producer's span carried
 /// in the message headers. Parent-child (not a link): the event's producer
 /// span is the cause of this work, so one user action stays one connected
-/// trace.
-fn consumer_span(message: &jetstream::Message, delivery: &Delivery) -> tracing::Span {
-    let parent = message
-        .headers
-        .as_ref()
-        .map(headers::extract_context)
-        .unwrap_or_default();
-    let span = tracing::info_span!(
-        target: crate::telemetry::PER_EVENT_SPANS,
-        "process",
-        otel.name = %format_args!("process {}", delivery.event.event_type().as_str()),
-        otel.kind = "consumer",
-        messaging.system = "nats",
-        messaging.operation.type = "process",
-        messaging.destination.name = %delivery.subject,
-        messaging.message.id = %delivery.event.meta.event_id,
-        messaging.nats.stream_sequence = delivery.stream_sequence,
-        messaging.nats.partition = delivery.partition.index(),
-    );
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
+/// trace. Made once per message, hence an [`EventSpan`] (no `tracing`
+/// registry) and attributes built without formatting where the value is
+/// already text.
+fn consumer_span(message: &jetstream::Message, delivery: &Delivery) -> EventSpan {
+    if !EventSpan::enabled() {
+        return EventSpan::none();
     }
-    span
+    let parent = message.headers.as_ref().and_then(headers::remote_parent);
+    EventSpan::start(
+        process_span_name(delivery.event.event_type()),
+        SpanKind::Consumer,
+        parent,
+        module_path!(),
+        [
+            KeyValue::new("messaging.system", "nats"),
+            KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.destination.name", delivery.subject.clone()),
+            KeyValue::new(
+                "messaging.message.id",
+                delivery.event.meta.event_id.to_string(),
+            ),
+            KeyValue::new(
+                "messaging.nats.stream_sequence",
+                delivery.stream_sequence as i64,
+            ),
+            KeyValue::new(
+                "messaging.nats.partition",
+                i64::from(delivery.partition.index()),
+            ),
+        ],
+    )
+}
+
+/// `process <event type>`, made once per type rather than once per message.
+fn process_span_name(event_type: EventType) -> &'static str {
+    static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+        EventType::ALL
+            .iter()
+            .map(|t| &*format!("process {}", t.as_str()).leak())
+            .collect()
+    });
+    NAMES[event_type as usize]
 }
 
 /// What a dead letter records about its cause.
@@ -710,7 +758,18 @@ impl DeliveryCounter {
 
 #[cfg(test)]
 mod tests {
-    use super::DeliveryCounter;
+    use super::{DeliveryCounter, process_span_name};
+    use crate::events::EventType;
+
+    #[test]
+    fn each_event_type_has_its_process_span_name() {
+        for event_type in EventType::ALL {
+            assert_eq!(
+                process_span_name(*event_type),
+                format!("process {}", event_type.as_str())
+            );
+        }
+    }
 
     #[test]
     fn consecutive_deliveries_skip_nothing() {

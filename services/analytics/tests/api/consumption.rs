@@ -14,6 +14,7 @@ use shopmesh_shared::events::UserId;
 use shopmesh_shared::nats::headers;
 use shopmesh_shared::nats::{Delivery, consumer_name};
 use shopmesh_shared::subjects::{Partition, event_subject, partition_for};
+use shopmesh_shared::telemetry::EventSpan;
 use shopmesh_shared::testkit::{TestBackbone, eventually, viewed_by};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +62,7 @@ fn a_redelivered_sequence_changes_nothing() {
             actor
                 .send(Apply {
                     delivery: delivery(sequence, n),
-                    parent: tracing::Span::none(),
+                    parent: EventSpan::none(),
                 })
                 .await
                 .unwrap();
@@ -70,7 +71,7 @@ fn a_redelivered_sequence_changes_nothing() {
                 actor
                     .send(Apply {
                         delivery: delivery(again, m),
-                        parent: tracing::Span::none(),
+                        parent: EventSpan::none(),
                     })
                     .await
                     .unwrap();
@@ -96,7 +97,7 @@ fn a_redelivered_sequence_changes_nothing() {
                     delivery(sequence - 1, 0),
                 ]
             })
-            .map(|d| (d, tracing::Span::none()))
+            .map(|d| (d, EventSpan::none()))
             .collect();
         batched.send(ApplyBatch { deliveries }).await.unwrap();
         let state = batched

@@ -14,9 +14,11 @@
 //! - The W3C TraceContext propagator is installed globally (the default is a
 //!   no-op that would silently break every trace at the broker).
 //!
-//! - Spans made once per event (publish, process, apply, recommender update)
-//!   use the target [`PER_EVENT_SPANS`]: they become OpenTelemetry spans but
-//!   the log layers skip them (see [`log_filter`]).
+//! - Spans made once per event use the target [`PER_EVENT_SPANS`]: the
+//!   publisher's `tracing` span becomes an OpenTelemetry span but the log
+//!   layers skip it (see [`log_filter`]); the consumer's spans (process,
+//!   apply, recommender update) are made directly as OpenTelemetry spans
+//!   ([`EventSpan`]), switched on and off with the same target.
 //!
 //! Call [`Telemetry::shutdown`] on exit: dropping the provider does not flush.
 
@@ -40,6 +42,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 pub const PER_EVENT_SPANS: &str = "shopmesh::per_event";
 
 use crate::settings::{Env, SettingsError};
+
+mod event_span;
+pub use event_span::EventSpan;
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -287,6 +292,19 @@ where
     filter(directives).and(not_per_event)
 }
 
+/// Whether the trace filter `directives` let the per-event spans in (an
+/// info span of target [`PER_EVENT_SPANS`]). The consumer's per-event spans
+/// bypass `tracing` (see [`EventSpan`]) but obey the same filter. Asked of
+/// the filter alone, in a subscriber of its own: in the process's
+/// subscriber the log layers' filters would answer too.
+fn trace_filter_keeps_per_event_spans(directives: &str) -> bool {
+    let probe = tracing_subscriber::registry().with(filter(directives));
+    tracing::subscriber::with_default(
+        probe,
+        || tracing::span_enabled!(target: PER_EVENT_SPANS, tracing::Level::INFO),
+    )
+}
+
 /// Installs logging, tracing and the W3C propagator for this process.
 pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -314,6 +332,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
             .with_writer(std::io::stderr)
             .with_filter(log_filter(&settings.log_filter))
     });
+    let event_tracer = tracer.clone();
     tracing_subscriber::registry()
         .with(json_logs)
         .with(text_logs)
@@ -329,6 +348,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
                 .with_filter(filter(&settings.trace_filter)),
         )
         .try_init()?;
+    if trace_filter_keeps_per_event_spans(&settings.trace_filter) {
+        event_span::install(event_tracer);
+    }
     Ok(Telemetry { provider })
 }
 
@@ -401,6 +423,24 @@ mod tests {
         assert!(!text.contains("sequence=41"), "{text}");
         assert!(!text.contains("process"), "{text}");
         assert!(seen.lock().unwrap().contains(&"process"));
+    }
+
+    #[test]
+    fn the_trace_filter_decides_the_per_event_spans() {
+        for (directives, kept) in [
+            ("info", true),
+            ("warn,shopmesh::per_event=info", true),
+            ("debug", true),
+            ("info,shopmesh::per_event=off", false),
+            ("info,shopmesh=warn", false),
+            ("warn", false),
+        ] {
+            assert_eq!(
+                trace_filter_keeps_per_event_spans(directives),
+                kept,
+                "{directives}"
+            );
+        }
     }
 
     #[test]
