@@ -175,18 +175,14 @@ impl Handler<ApplyBatch> for PartitionActor {
 impl PartitionActor {
     /// Applies one delivery in an "apply" span, child of `parent`.
     fn apply_traced(&mut self, delivery: &Delivery, parent: &EventSpan) {
-        let span = if EventSpan::enabled() {
-            parent.child(
-                "apply",
-                module_path!(),
-                [
-                    KeyValue::new("partition", i64::from(self.partition.index())),
-                    KeyValue::new("stream_sequence", delivery.stream_sequence as i64),
-                ],
-            )
-        } else {
-            EventSpan::none()
-        };
+        let span = parent.child(
+            "apply",
+            module_path!(),
+            [
+                KeyValue::new("partition", i64::from(self.partition.index())),
+                KeyValue::new("stream_sequence", delivery.stream_sequence as i64),
+            ],
+        );
         if !self.apply(delivery, &span) {
             tracing::debug!(
                 partition = self.partition.index(),

@@ -2,14 +2,16 @@
 //! W3C trace-context propagation over them.
 //!
 //! async-nats has no OpenTelemetry glue that fits opentelemetry 0.33, so the
-//! [`HeaderInjector`] and [`HeaderExtractor`] here adapt `HeaderMap` to the
-//! globally installed propagator (W3C TraceContext, installed by `telemetry`).
+//! [`HeaderInjector`] here adapts `HeaderMap` to the globally installed
+//! propagator (W3C TraceContext, installed by `telemetry`) for writing;
+//! reading parses the W3C headers directly ([`remote_parent`]), once per
+//! consumed message.
 
 use crate::codec::{self, DecodeError, WireHeaders};
 use crate::events::{Event, EventId, EventType};
 use async_nats::HeaderMap;
 use async_nats::header::HeaderName;
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::Injector;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
@@ -42,19 +44,6 @@ pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         self.0.insert(key, value.as_str());
-    }
-}
-
-/// Reads propagation fields from a `HeaderMap`.
-pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|value| value.as_str())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|(name, _)| name.as_ref()).collect()
     }
 }
 
@@ -290,6 +279,19 @@ pub fn decode_message(
 mod tests {
     use super::*;
     use crate::events::*;
+
+    /// The propagator's view of a `HeaderMap`, to compare with.
+    struct HeaderExtractor<'a>(&'a HeaderMap);
+
+    impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).map(|value| value.as_str())
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            self.0.iter().map(|(name, _)| name.as_ref()).collect()
+        }
+    }
 
     #[test]
     fn remote_parent_reads_headers_as_the_trace_context_propagator_does() {
