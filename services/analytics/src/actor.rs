@@ -243,9 +243,9 @@ impl<'a> TracedSink<'a> {
     }
 
     /// Opened lazily: only events that change the view pay for a span. Its
-    /// parent is the event's "apply" span.
+    /// parent is the event's "apply" span (none when that is none).
     fn open(&mut self) {
-        if self.span.is_none() && self.parent.context().is_some() {
+        if self.span.is_none() {
             self.span = Some(self.parent.child("recommender update", module_path!(), []));
         }
     }
