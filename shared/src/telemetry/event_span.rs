@@ -15,9 +15,11 @@
 //! They still follow the process's telemetry: the tracer, sampler and
 //! exporter [`super::init`] set up, and the trace filter
 //! (`SHOPMESH_TRACE_FILTER`): switching the target [`super::PER_EVENT_SPANS`]
-//! off switches these off too. Without `init` (benchmarks, tests that set no
-//! telemetry up) an [`EventSpan`] is empty and costs nothing, as a `tracing`
-//! span without a subscriber did.
+//! off switches these off too, and so does exporting nothing (they are
+//! made only to be exported: `per_event_spans_wanted`). Without `init`
+//! (benchmarks, tests that set no telemetry up) or without an exporter an
+//! [`EventSpan`] is empty and costs nothing, as a `tracing` span without a
+//! subscriber did.
 
 use opentelemetry::trace::{SpanBuilder, SpanContext, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};

@@ -60,7 +60,10 @@ pub enum TelemetryError {
 /// Where spans go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpanExport {
-    /// Not exported; ids are still real and propagated.
+    /// Not exported. Ids are still real and propagated (a publisher's
+    /// traceparent lets another process that exports continue the trace);
+    /// only the consumer's per-event spans, which nothing downstream
+    /// continues, are not made at all (see [`per_event_spans_wanted`]).
     Off,
     Otlp {
         endpoint: String,
@@ -292,6 +295,17 @@ where
     filter(directives).and(not_per_event)
 }
 
+/// Whether the consumer's per-event spans ([`EventSpan`]) are made: only to
+/// be exported, and only when the trace filter lets them in. Unexported,
+/// they would be work nobody can see: they carry no log lines, and the
+/// consumer publishes nothing in their context (a handler's `tracing` span
+/// falls back to a root of its own, as it would for an untraced message).
+/// `shopmesh bench` put their making at about a tenth of the analytics
+/// process (docs/benchmarks.md).
+fn per_event_spans_wanted(settings: &TelemetrySettings) -> bool {
+    settings.export != SpanExport::Off && trace_filter_keeps_per_event_spans(&settings.trace_filter)
+}
+
 /// Whether the trace filter `directives` let the per-event spans in (an
 /// info span of target [`PER_EVENT_SPANS`]). The consumer's per-event spans
 /// bypass `tracing` (see [`EventSpan`]) but obey the same filter. Asked of
@@ -348,7 +362,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
                 .with_filter(filter(&settings.trace_filter)),
         )
         .try_init()?;
-    if trace_filter_keeps_per_event_spans(&settings.trace_filter) {
+    if per_event_spans_wanted(settings) {
         event_span::install(event_tracer);
     }
     Ok(Telemetry { provider })
@@ -443,13 +457,27 @@ mod tests {
         }
     }
 
+    /// The settings a service would read from exactly `pairs`.
+    fn settings_from(pairs: &[(&str, &str)]) -> TelemetrySettings {
+        TelemetrySettings::from_env(&Env::from_pairs(pairs.to_vec()), "order", "0.1.0").unwrap()
+    }
+
+    #[test]
+    fn per_event_spans_are_made_only_to_be_exported() {
+        let wanted = |pairs: &[(&str, &str)]| per_event_spans_wanted(&settings_from(pairs));
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        assert!(wanted(&[endpoint]));
+        assert!(!wanted(&[]));
+        assert!(!wanted(&[
+            endpoint,
+            ("SHOPMESH_TRACE_FILTER", "info,shopmesh::per_event=off")
+        ]));
+    }
+
     #[test]
     fn the_sampler_follows_the_standard_variables() {
         let sampled = |pairs: &[(&str, &str)]| {
-            let settings =
-                TelemetrySettings::from_env(&Env::from_pairs(pairs.to_vec()), "order", "0.1.0")
-                    .unwrap();
-            let provider = tracer_provider(&settings).unwrap();
+            let provider = tracer_provider(&settings_from(pairs)).unwrap();
             let tracer = provider.tracer("test");
             let sampled = (0..200)
                 .filter(|_| {
