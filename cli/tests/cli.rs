@@ -38,7 +38,7 @@ fn provision_creates_the_streams_and_is_idempotent() {
         assert!(output.status.success(), "{}", stderr(&output));
         let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
         let events = report["events"].as_array().unwrap();
-        assert_eq!(events.len(), 32, "a stream per partition");
+        assert_eq!(events.len(), 8, "a stream per partition");
         assert_eq!(events[7]["name"], "SHOPMESH_EVENTS_7");
         assert_eq!(events[7]["subjects"][0], "shopmesh.events.*.*.7");
         assert_eq!(events[7]["max_age_seconds"], 86_400);
@@ -47,7 +47,7 @@ fn provision_creates_the_streams_and_is_idempotent() {
     }
     let text = shopmesh(&["provision"], &env);
     assert!(
-        stdout(&text).contains("SHOPMESH_EVENTS_31: subjects"),
+        stdout(&text).contains("SHOPMESH_EVENTS_7: subjects"),
         "{}",
         stdout(&text)
     );
@@ -171,5 +171,5 @@ async fn provision_retires_the_single_stream_of_earlier_versions_once_consumed()
     );
     assert!(js.get_stream("SHOPMESH_EVENTS").await.is_err(), "deleted");
     let report: serde_json::Value = serde_json::from_str(&stdout(&retired)).unwrap();
-    assert_eq!(report["events"].as_array().unwrap().len(), 32);
+    assert_eq!(report["events"].as_array().unwrap().len(), 8);
 }

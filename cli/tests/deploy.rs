@@ -1421,7 +1421,7 @@ async fn nats_conf_lets_producers_publish_only_their_own_events() {
             "user",
             &[
                 "shopmesh.events.user.registered.0",
-                "shopmesh.events.user.logged_in.17",
+                "shopmesh.events.user.logged_in.7",
             ],
             &[
                 "shopmesh.events.order.placed.0",
@@ -1434,7 +1434,7 @@ async fn nats_conf_lets_producers_publish_only_their_own_events() {
             &[
                 "shopmesh.events.product.created.0",
                 "shopmesh.events.product.viewed.5",
-                "shopmesh.events.product.rated.9",
+                "shopmesh.events.product.rated.6",
             ],
             &[
                 "shopmesh.events.user.registered.0",

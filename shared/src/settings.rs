@@ -206,7 +206,7 @@ pub struct StreamSettings {
     pub replicas: usize,
     /// `SHOPMESH_DEAD_LETTER_MAX_AGE`, default 30d.
     pub dead_letter_max_age: Duration,
-    /// `SHOPMESH_PARTITIONS`, default 32.
+    /// `SHOPMESH_PARTITIONS`, default 8 ([`crate::subjects::DEFAULT_PARTITIONS`]).
     pub partitions: PartitionCount,
 }
 
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn defaults_apply_when_nothing_is_set() {
         let settings = BackboneSettings::from_env(&Env::default()).unwrap();
-        assert_eq!(settings.streams.partitions.get(), 32);
+        assert_eq!(settings.streams.partitions.get(), 8);
         assert_eq!(settings.streams.duplicate_window, Duration::from_secs(120));
         assert_eq!(settings.streams.max_bytes, 1 << 30);
         assert_eq!(settings.nats.url, "nats://127.0.0.1:4222");

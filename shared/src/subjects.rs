@@ -15,7 +15,7 @@
 //!
 //! **Partitions.** A user's events all land in one partition, chosen by
 //! [`partition_for`]: FNV-1a (32 bit) over the 16 bytes of the user id, modulo
-//! the partition count (default [`DEFAULT_PARTITIONS`] = 32). One partition is
+//! the partition count (default [`DEFAULT_PARTITIONS`] = 8). One partition is
 //! consumed by one durable consumer at a time, so one user's events are applied
 //! in the order they were published. Events without a user (`product.created`,
 //! `product.updated`) go to **partition 0**. The partition count is part of
@@ -36,8 +36,14 @@ pub const EVENTS_WILDCARD: &str = "shopmesh.events.>";
 pub const DEAD_LETTER_PREFIX: &str = "shopmesh.deadletter";
 /// The subjects of the dead-letter stream.
 pub const DEAD_LETTER_WILDCARD: &str = "shopmesh.deadletter.>";
-/// Partitions when settings name no other count.
-pub const DEFAULT_PARTITIONS: u16 = 32;
+/// Partitions when settings name no other count. Eight: enough actors for
+/// the cores of one machine and up to eight analytics instances, while each
+/// partition is a stream and a consumer that nats-server pays for on every
+/// message (`shopmesh bench` on 2 cores: ours 0.77 of raw JetStream with 8,
+/// 0.65 with the 32 of before; docs/benchmarks.md). Raise it for more
+/// instances, on a new backbone: the count cannot change under existing
+/// streams.
+pub const DEFAULT_PARTITIONS: u16 = 8;
 /// The partition of events that have no user.
 pub const NO_USER_PARTITION: Partition = Partition(0);
 
@@ -260,7 +266,7 @@ mod tests {
 
     #[test]
     fn one_user_always_maps_to_one_partition() {
-        let count = PartitionCount::default();
+        let count = PartitionCount::new(32).unwrap();
         let user = UserId::parse("01938a6e-7c1e-7d2a-9b1c-3e5f7a9b1c2d").unwrap();
         let first = partition_for(Some(&user), count);
         for _ in 0..10 {
@@ -286,7 +292,7 @@ mod tests {
 
     #[test]
     fn users_spread_over_all_partitions() {
-        let count = PartitionCount::default();
+        let count = PartitionCount::new(32).unwrap();
         let mut seen = [0u32; 32];
         for _ in 0..32_000 {
             seen[partition_for(Some(&UserId::new_v7()), count).index() as usize] += 1;
@@ -297,7 +303,7 @@ mod tests {
 
     #[test]
     fn subjects_parse_back() {
-        let p = Partition::new(17, PartitionCount::default()).unwrap();
+        let p = Partition::new(17, PartitionCount::new(32).unwrap()).unwrap();
         let subject = event_subject(EventType::CartItemAdded, p);
         assert_eq!(subject, "shopmesh.events.cart.item_added.17");
         assert_eq!(

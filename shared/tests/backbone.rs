@@ -5,10 +5,10 @@ use async_nats::HeaderMap;
 use shopmesh_shared::events::{Event, EventId, UserId};
 use shopmesh_shared::nats::headers::{self as h};
 use shopmesh_shared::nats::{
-    BackboneError, ConsumerRunner, Delivery, EventHandler, HandlerError, PublishError, connect,
-    provision_streams,
+    BackboneError, ConsumerRunner, Delivery, EventHandler, HandlerError, PARTITIONS_METADATA,
+    PublishError, connect, events_stream_config, provision_streams,
 };
-use shopmesh_shared::subjects::{event_subject, partition_for};
+use shopmesh_shared::subjects::{PartitionCount, event_subject, partition_for};
 use shopmesh_shared::testkit::{TestBackbone, eventually, viewed_by};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,7 @@ async fn provisioning_is_idempotent_and_follows_settings() {
         .await
         .unwrap();
     // One stream per partition, each holding that partition's subjects.
-    assert_eq!(again.events.len(), 32);
+    assert_eq!(again.events.len(), 8);
     for (partition, info) in backbone
         .settings
         .streams
@@ -108,7 +108,7 @@ async fn provisioning_is_idempotent_and_follows_settings() {
     assert_eq!(config.duplicate_window, Duration::from_secs(120));
     assert_eq!(config.max_age, Duration::from_secs(7 * 86_400));
     // The 1 GiB default is for all partitions together.
-    assert_eq!(config.max_bytes, (1 << 30) / 32);
+    assert_eq!(config.max_bytes, (1 << 30) / 8);
     assert_eq!(config.num_replicas, 1);
     assert_eq!(
         again.dead_letter.config.subjects,
@@ -646,6 +646,57 @@ async fn a_delivery_lost_on_the_way_restarts_an_in_order_handler_where_it_stands
 }
 
 #[tokio::test]
+async fn a_changed_partition_count_is_refused_with_what_to_do() {
+    let backbone = TestBackbone::start().await;
+    let mut streams = backbone.settings.streams.clone();
+    let made_with = streams.partitions.get();
+    // Again with the same count: accepted, and the count is on record.
+    let provisioned = provision_streams(&backbone.js, &streams).await.unwrap();
+    assert_eq!(
+        provisioned.events[0]
+            .config
+            .metadata
+            .get(PARTITIONS_METADATA),
+        Some(&made_with.to_string()),
+        "the count is recorded"
+    );
+    for other in [made_with / 2, made_with * 2] {
+        streams.partitions = PartitionCount::new(other).unwrap();
+        let error = provision_streams(&backbone.js, &streams).await.unwrap_err();
+        assert!(
+            matches!(&error, BackboneError::PartitionCountChanged { configured, found }
+                if *configured == other && *found == made_with.to_string()),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("SHOPMESH_PARTITIONS"), "{error}");
+    }
+
+    // Streams of a version that recorded no count: one past the last
+    // partition gives a larger count away.
+    for (partition, name) in backbone.settings.streams.partition_streams() {
+        let mut config = events_stream_config(&backbone.settings.streams, partition);
+        config.metadata.clear();
+        backbone.js.delete_stream(&name).await.unwrap();
+        backbone.js.create_stream(config).await.unwrap();
+    }
+    streams.partitions = PartitionCount::new(made_with / 2).unwrap();
+    let error = provision_streams(&backbone.js, &streams).await.unwrap_err();
+    assert!(
+        matches!(&error, BackboneError::PartitionCountChanged { found, .. }
+            if *found == format!("more than {}", made_with / 2)),
+        "{error:?}"
+    );
+    // The same count as before goes through, and records it.
+    let again = provision_streams(&backbone.js, &backbone.settings.streams)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.events[0].config.metadata.get(PARTITIONS_METADATA),
+        Some(&made_with.to_string())
+    );
+}
+
+#[tokio::test]
 async fn a_single_events_stream_of_an_earlier_version_is_refused_with_what_to_do() {
     let backbone = TestBackbone::start().await;
     let streams = &backbone.settings.streams;
@@ -679,5 +730,5 @@ async fn a_single_events_stream_of_an_earlier_version_is_refused_with_what_to_do
     // Once it is gone, provisioning makes every partition's stream again.
     backbone.js.delete_stream("SHOPMESH_EVENTS").await.unwrap();
     let provisioned = provision_streams(&backbone.js, streams).await.unwrap();
-    assert_eq!(provisioned.events.len(), 32);
+    assert_eq!(provisioned.events.len(), 8);
 }

@@ -229,7 +229,7 @@ mod tests {
         let settings = Settings::from_env(&Env::default()).unwrap();
         assert_eq!(settings.http.port, DEFAULT_PORT);
         assert_eq!(settings.instance_count, 1);
-        assert_eq!(settings.owned_partitions().len(), 32);
+        assert_eq!(settings.owned_partitions().len(), 8);
         assert_eq!(settings.aggregates, AggregateSettings::default());
         assert_eq!(settings.snapshots.every, 10_000);
         assert_eq!(settings.snapshots.bucket, "shopmesh-analytics");

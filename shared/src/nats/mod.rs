@@ -15,7 +15,8 @@ pub use consumer::{
     consumer_name, restart_consumer,
 };
 pub use provision::{
-    ProvisionedStreams, dead_letter_stream_config, events_stream_config, provision_streams,
+    PARTITIONS_METADATA, ProvisionedStreams, dead_letter_stream_config, events_stream_config,
+    provision_streams,
 };
 pub use publisher::{
     EventPublisher, OutboundEvent, PendingPublish, PublishError, Published, PublisherStats,
@@ -55,6 +56,13 @@ pub enum BackboneError {
          keeps its figures and reads the new streams from their start"
     )]
     SingleEventsStream { stream: String },
+    #[error(
+        "the events streams were made with {found} partitions and SHOPMESH_PARTITIONS is \
+         {configured}: a user's partition is their id modulo the count, so it cannot change \
+         under existing streams. Set SHOPMESH_PARTITIONS to the streams' count (32 was the \
+         default before 8), or start from an empty NATS store"
+    )]
+    PartitionCountChanged { configured: u16, found: String },
     #[error("stream {stream} is not available: {source}")]
     StreamUnavailable {
         stream: String,

@@ -6,6 +6,11 @@ use crate::settings::StreamSettings;
 use crate::subjects::{DEAD_LETTER_WILDCARD, EVENTS_WILDCARD, Partition, partition_filter};
 use async_nats::jetstream::{self, stream};
 use futures::future::try_join_all;
+use std::collections::HashMap;
+
+/// The events streams' metadata key recording the partition count they were
+/// made with (see [`check_partition_count`]).
+pub const PARTITIONS_METADATA: &str = "shopmesh.partitions";
 
 /// The configuration of `partition`'s events stream: the subjects of that
 /// partition only, and its share of the byte limit.
@@ -23,6 +28,10 @@ pub fn events_stream_config(settings: &StreamSettings, partition: Partition) -> 
         max_bytes: i64::try_from(settings.partition_max_bytes()).unwrap_or(i64::MAX),
         duplicate_window: settings.duplicate_window,
         num_replicas: settings.replicas,
+        metadata: HashMap::from([(
+            PARTITIONS_METADATA.to_owned(),
+            settings.partitions.get().to_string(),
+        )]),
         ..Default::default()
     }
 }
@@ -58,6 +67,7 @@ pub async fn provision_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<ProvisionedStreams, BackboneError> {
+    check_partition_count(js, settings).await?;
     let ensure = |config: stream::Config| async move {
         let stream = config.name.clone();
         js.create_or_update_stream(config)
@@ -99,4 +109,39 @@ async fn refuse_single_stream(
         .then(|| BackboneError::SingleEventsStream {
             stream: settings.events_stream.clone(),
         })
+}
+
+/// Refuses a partition count other than the one the events streams were
+/// made with. A user's partition is their id modulo the count: with another
+/// count their new events would land in another partition than their old
+/// events and their state's snapshot, and some streams would go unread.
+/// Streams made before the count was recorded in their metadata are
+/// checked for a stream past the last partition (a larger count).
+async fn check_partition_count(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<(), BackboneError> {
+    let configured = settings.partitions.get();
+    let stream_of = |index: u16| format!("{}_{index}", settings.events_stream);
+    let Ok(mut first) = js.get_stream(stream_of(0)).await else {
+        // A new backbone (or one this user may not read): nothing to check.
+        return Ok(());
+    };
+    let recorded = first
+        .info()
+        .await
+        .ok()
+        .and_then(|info| info.config.metadata.get(PARTITIONS_METADATA).cloned());
+    let found = match recorded {
+        Some(count) => (count != configured.to_string()).then_some(count),
+        None => js
+            .get_stream(stream_of(configured))
+            .await
+            .ok()
+            .map(|_| format!("more than {configured}")),
+    };
+    match found {
+        Some(found) => Err(BackboneError::PartitionCountChanged { configured, found }),
+        None => Ok(()),
+    }
 }
