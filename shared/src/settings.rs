@@ -218,7 +218,13 @@ impl StreamSettings {
     /// consumer on every stored message, and with 32 of them the server, not
     /// shopmesh, was the bottleneck (docs/benchmarks.md, "stream layouts").
     pub fn partition_stream(&self, partition: Partition) -> String {
-        format!("{}_{}", self.events_stream, partition.index())
+        self.stream_of_index(partition.index())
+    }
+
+    /// The stream name of partition `index`, also past this count (for
+    /// streams an earlier count made).
+    pub fn stream_of_index(&self, index: u16) -> String {
+        format!("{}_{index}", self.events_stream)
     }
 
     /// Every partition with the name of its stream, in partition order.

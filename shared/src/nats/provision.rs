@@ -122,20 +122,21 @@ async fn check_partition_count(
     settings: &StreamSettings,
 ) -> Result<(), BackboneError> {
     let configured = settings.partitions.get();
-    let stream_of = |index: u16| format!("{}_{index}", settings.events_stream);
-    let Ok(mut first) = js.get_stream(stream_of(0)).await else {
+    let Ok(first) = js.get_stream(settings.stream_of_index(0)).await else {
         // A new backbone (or one this user may not read): nothing to check.
         return Ok(());
     };
+    // get_stream fetched the stream's info already.
     let recorded = first
-        .info()
-        .await
-        .ok()
-        .and_then(|info| info.config.metadata.get(PARTITIONS_METADATA).cloned());
+        .cached_info()
+        .config
+        .metadata
+        .get(PARTITIONS_METADATA)
+        .cloned();
     let found = match recorded {
         Some(count) => (count != configured.to_string()).then_some(count),
         None => js
-            .get_stream(stream_of(configured))
+            .get_stream(settings.stream_of_index(configured))
             .await
             .ok()
             .map(|_| format!("more than {configured}")),
