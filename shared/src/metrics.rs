@@ -26,6 +26,9 @@ pub struct Metrics {
     pub events_publish_failed: IntCounterVec,
     /// Behaviour events dropped, by reason (`buffer_full`, `publish_failed`).
     pub behaviour_dropped: IntCounterVec,
+    /// Reads a cache answered (`hit`) or passed to the database (`miss`),
+    /// by cache (the product service's `product` and `listing`).
+    pub cache_lookups: IntCounterVec,
     /// Outbox rows not yet published.
     pub outbox_backlog: IntGauge,
     /// Stock reservations of failed checkouts not yet given back (the order
@@ -92,6 +95,11 @@ impl Metrics {
             "shopmesh_behaviour_events_dropped_total",
             "Behaviour events dropped, by reason",
             &["reason"],
+        );
+        let cache_lookups = counter(
+            "shopmesh_cache_lookups_total",
+            "Reads a cache answered (hit) or passed to the database (miss), by cache",
+            &["cache", "result"],
         );
         let consumer_messages = counter(
             "shopmesh_consumer_messages_total",
@@ -182,6 +190,7 @@ impl Metrics {
             events_duplicate,
             events_publish_failed,
             behaviour_dropped,
+            cache_lookups,
             outbox_backlog,
             pending_releases,
             consumer_messages,

@@ -1,15 +1,17 @@
-//! Stock for orders: lookup, all-or-nothing reservation and release, each in
-//! one transaction with its `product.updated` events in the outbox. The NATS
+//! Stock for orders: lookup (through the product cache), all-or-nothing
+//! reservation and release, each in one transaction with its
+//! `product.updated` events in the outbox. The NATS
 //! endpoints in `rpc` are a thin transport over these.
 
+use crate::catalogue;
 use crate::repository::{self, reservations};
 use crate::state::{AppState, now_ms};
 use anyhow::Context;
 use shopmesh_shared::events::{OrderId, ProductId, ProductUpdated};
 use shopmesh_shared::outbox;
 use shopmesh_shared::rpc::{
-    LookupRequest, LookupResponse, ReleaseRequest, ReleaseResponse, ReserveLine, ReserveRequest,
-    ReserveResponse, ReservedLine, ShortLine,
+    LookupRequest, LookupResponse, ProductInfo, ReleaseRequest, ReleaseResponse, ReserveLine,
+    ReserveRequest, ReserveResponse, ReservedLine, ShortLine,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -51,10 +53,22 @@ pub async fn lookup(
     request: &LookupRequest,
 ) -> Result<LookupResponse, InventoryError> {
     let ids = lookup_ids(request)?;
-    let found = reservations::lookup(&state.pool, &ids)
+    let found = catalogue::several(state, &ids)
         .await
         .context("look up products")?;
-    let mut by_id: BTreeMap<ProductId, _> = found.into_iter().map(|p| (p.product_id, p)).collect();
+    let mut by_id: BTreeMap<ProductId, _> = found
+        .into_iter()
+        .map(|p| {
+            let info = ProductInfo {
+                product_id: p.id,
+                name: p.name,
+                category: p.category,
+                price_cents: p.price_cents,
+                stock: p.stock,
+            };
+            (info.product_id, info)
+        })
+        .collect();
     let mut products = Vec::with_capacity(by_id.len());
     let mut missing = Vec::new();
     for id in ids {
@@ -214,6 +228,7 @@ async fn try_reserve(
             .context("enqueue product.updated")?;
     }
     tx.commit().await.context("commit reservation")?;
+    state.products.forget(lines.keys());
     state.outbox_wake.notify_one();
     Ok(ReserveResponse::Reserved { lines: reserved })
 }
@@ -239,6 +254,7 @@ pub async fn release(
         tx.commit().await.context("commit empty release")?;
         return Ok(ReleaseResponse { released: false });
     }
+    let given_back: Vec<ProductId> = lines.iter().map(|(id, _)| *id).collect();
     for (product_id, quantity) in lines {
         // Products are never deleted, so a reserved one is always there.
         let Some(moved) = reservations::give_back(&mut tx, product_id, quantity, now)
@@ -261,6 +277,7 @@ pub async fn release(
             .context("enqueue product.updated")?;
     }
     tx.commit().await.context("commit release")?;
+    state.products.forget(&given_back);
     state.outbox_wake.notify_one();
     Ok(ReleaseResponse { released: true })
 }

@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
+pub mod catalogue;
 pub mod domain;
 pub mod error;
 pub mod inventory;

@@ -4,6 +4,7 @@
 use shopmesh_shared::service::CoreSettings;
 use shopmesh_shared::settings::{Env, Secret, SettingsError};
 use shopmesh_shared::telemetry::TelemetrySettings;
+use std::time::Duration;
 
 /// Port used when `SHOPMESH_HTTP_PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8082;
@@ -16,6 +17,11 @@ pub struct Settings {
     /// `SHOPMESH_RPC_MAX_INFLIGHT`, default 64: requests handled at once per
     /// NATS endpoint; more wait in the subscription, bounding database load.
     pub rpc_max_inflight: usize,
+    /// `SHOPMESH_PRODUCT_CACHE_TTL`, default 2s (`0s` turns it off): how long a
+    /// product read by id is served from memory. The bound on how stale a view
+    /// is when another replica changed the product; this instance's own
+    /// changes are seen at once.
+    pub product_cache_ttl: Duration,
 }
 
 impl Settings {
@@ -34,10 +40,13 @@ impl Settings {
             "a whole number from 1 to 4096",
             |v| v.parse().ok().filter(|n| (1..=4096).contains(n)),
         )?;
+        let product_cache_ttl =
+            env.duration_or("SHOPMESH_PRODUCT_CACHE_TTL", Duration::from_secs(2))?;
         Ok(Settings {
             core,
             admin_token,
             rpc_max_inflight,
+            product_cache_ttl,
         })
     }
 
@@ -46,6 +55,7 @@ impl Settings {
     pub fn variables() -> Vec<&'static str> {
         let mut names = CoreSettings::variables();
         names.push("SHOPMESH_RPC_MAX_INFLIGHT");
+        names.push("SHOPMESH_PRODUCT_CACHE_TTL");
         names.extend_from_slice(TelemetrySettings::VARIABLES);
         names
     }
@@ -75,6 +85,7 @@ mod tests {
         assert_eq!(settings.core.http.port, DEFAULT_PORT);
         assert_eq!(settings.admin_token.expose(), "admin-secret");
         assert_eq!(settings.rpc_max_inflight, 64);
+        assert_eq!(settings.product_cache_ttl, Duration::from_secs(2));
         assert!(!format!("{settings:?}").contains("admin-secret"));
     }
 
@@ -101,6 +112,7 @@ mod tests {
             "NATS_URL",
             "SHOPMESH_OUTBOX_POLL",
             "SHOPMESH_RPC_MAX_INFLIGHT",
+            "SHOPMESH_PRODUCT_CACHE_TTL",
             "OTEL_EXPORTER_OTLP_ENDPOINT",
         ] {
             assert!(names.contains(&name), "{name}");

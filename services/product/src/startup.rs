@@ -3,6 +3,7 @@
 //! the HTTP server and the NATS request-reply endpoints; and stopping them in
 //! order.
 
+use crate::cache::{ListingCache, ProductCache};
 use crate::settings::Settings;
 use crate::state::AppState;
 use actix_web::dev::{Server, ServerHandle};
@@ -10,6 +11,7 @@ use actix_web::web;
 use shopmesh_shared::http::AdminToken;
 use shopmesh_shared::rpc::RpcServer;
 use shopmesh_shared::service::{ServiceCore, bind, http_server, migrate};
+use std::sync::Arc;
 
 pub struct Application {
     port: u16,
@@ -29,6 +31,8 @@ impl Application {
             publisher: core.publisher.clone(),
             behaviour: core.behaviour.clone(),
             outbox_wake: core.outbox_wake.clone(),
+            products: Arc::new(ProductCache::new(settings.product_cache_ttl)),
+            listings: Arc::new(ListingCache::new(settings.product_cache_ttl)),
         };
         let rpc = crate::rpc::start(&core.client, state.clone(), settings.rpc_max_inflight).await?;
 

@@ -1,6 +1,8 @@
 //! What handlers share: the database, the event publisher for the outbox,
-//! the behaviour publisher and the relay's wake-up. Cheap to clone.
+//! the behaviour publisher, the relay's wake-up and the catalogue caches.
+//! Cheap to clone.
 
+use crate::cache::{ListingCache, ProductCache};
 use shopmesh_shared::behaviour::BehaviourPublisher;
 use shopmesh_shared::db::DatabaseKind;
 use shopmesh_shared::events::{Event, EventMeta, EventPayload, Timestamp, UserId};
@@ -16,6 +18,11 @@ pub struct AppState {
     pub publisher: EventPublisher,
     pub behaviour: BehaviourPublisher,
     pub outbox_wake: Arc<Notify>,
+    /// Products recently read; forget a product after committing a change
+    /// to it.
+    pub products: Arc<ProductCache>,
+    /// Listing pages recently read; forget them all after creating a product.
+    pub listings: Arc<ListingCache>,
 }
 
 impl AppState {

@@ -4,7 +4,7 @@ use super::Invalid;
 use shopmesh_shared::events::Category;
 
 /// Free text searched for in product names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchText(String);
 
 impl SearchText {
@@ -50,7 +50,7 @@ impl SearchText {
 }
 
 /// A 1-based page number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Page(u32);
 
 impl Page {
@@ -77,7 +77,7 @@ impl Default for Page {
 }
 
 /// Items per page, 1 to 100.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PerPage(u32);
 
 impl PerPage {
@@ -110,7 +110,7 @@ fn truncate(text: &str) -> String {
 }
 
 /// A validated listing request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct ListQuery {
     pub category: Option<Category>,
     pub q: Option<SearchText>,

@@ -1,4 +1,4 @@
-//! The `products` table: create, change, read one, list a page.
+//! The `products` table: create, change, read one or several, list a page.
 
 use super::{category, product_id};
 use crate::domain::{ListQuery, NewProduct, Product, ProductChange};
@@ -79,6 +79,26 @@ pub async fn get(pool: &AnyPool, id: ProductId) -> sqlx::Result<Option<Product>>
     .fetch_optional(traced(pool))
     .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// The products among `ids` that exist, in no particular order: the read
+/// behind the lookup RPC.
+pub async fn get_many(pool: &AnyPool, ids: &[ProductId]) -> sqlx::Result<Vec<Product>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    // Only placeholders are concatenated; every id is a bound parameter.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM products WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    let rows = query.fetch_all(traced(pool)).await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// One page of the products matching `query`, ordered by name then id (ids

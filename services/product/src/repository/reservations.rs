@@ -1,11 +1,11 @@
 //! Stock reserved for orders: the `reservations` table and the stock moves
-//! in `products` that go with it, plus the read behind the lookup RPC.
+//! in `products` that go with it.
 
 use super::{category, product_id};
 use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::{Category, OrderId, ProductId};
-use shopmesh_shared::rpc::{ProductInfo, ReservedLine};
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+use shopmesh_shared::rpc::ReservedLine;
+use sqlx::{AnyConnection, Row};
 
 /// What a stock move returns: the product as it is afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,34 +14,6 @@ pub struct StockMove {
     pub category: Category,
     pub price_cents: i64,
     pub stock: i64,
-}
-
-/// Name, category, price and stock of the products among `ids` that exist.
-pub async fn lookup(pool: &AnyPool, ids: &[ProductId]) -> sqlx::Result<Vec<ProductInfo>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT id, name, category, price_cents, stock FROM products WHERE id IN ({})",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(id.to_string());
-    }
-    let rows = query.fetch_all(traced(pool)).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ProductInfo {
-                product_id: product_id(&row.try_get::<String, _>(0)?)?,
-                name: row.try_get(1)?,
-                category: category(&row.try_get::<String, _>(2)?)?,
-                price_cents: row.try_get(3)?,
-                stock: row.try_get(4)?,
-            })
-        })
-        .collect()
 }
 
 /// The lines already reserved for `order`, by product id.

@@ -3,6 +3,7 @@
 //! events).
 
 use super::{OptionalUser, path_id};
+use crate::catalogue;
 use crate::domain::{
     ListQuery, NewProduct, PriceCents, Product, ProductChange, ProductName, Stock,
 };
@@ -104,6 +105,8 @@ pub async fn create(
         .await
         .context("enqueue product.created")?;
     tx.commit().await.context("commit create product")?;
+    // A new product may belong on any listing page.
+    state.listings.forget_all();
     state.outbox_wake.notify_one();
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/products/{id}")))
@@ -165,6 +168,7 @@ pub async fn update(
         .await
         .context("enqueue product.updated")?;
     tx.commit().await.context("commit update product")?;
+    state.products.forget([&id]);
     state.outbox_wake.notify_one();
     Ok(HttpResponse::Ok().json(ProductBody::from(&product)))
 }
@@ -194,9 +198,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProductError> {
     let query = list_query(req.query_string())?;
-    let (items, total) = products::list(&state.pool, &query)
-        .await
-        .context("list products")?;
+    let (items, total) = catalogue::page(&state, &query).await?;
     if let (OptionalUser(Some(user)), Some(text)) = (viewer, &query.q) {
         state.behaviour.emit(AppState::event(
             Some(user),
@@ -215,7 +217,8 @@ pub async fn list(
     }))
 }
 
-/// `GET /products/{id}`: the hot path (one primary-key read). A signed-in
+/// `GET /products/{id}`: the hot path (one primary-key read, or none while
+/// the product cache holds it). A signed-in
 /// caller's view is a `product.viewed` event, queued without waiting.
 #[tracing::instrument(name = "get product", skip_all, fields(product_id = %path))]
 pub async fn get(
@@ -224,9 +227,8 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProductError> {
     let id = path_id(&path)?;
-    let product = products::get(&state.pool, id)
-        .await
-        .context("read product")?
+    let product = catalogue::product(&state, id)
+        .await?
         .ok_or(ProductError::NotFound(id))?;
     if let OptionalUser(Some(user)) = viewer {
         state.behaviour.emit(AppState::event(

@@ -52,6 +52,7 @@ pub async fn rate(
         .context("record rating")?
         .ok_or(ProductError::NotFound(id))?;
     tx.commit().await.context("commit rating")?;
+    state.products.forget([&id]);
     state.behaviour.emit(AppState::event(
         Some(user.0),
         ProductRated {

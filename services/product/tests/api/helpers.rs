@@ -50,6 +50,9 @@ pub fn test_env(backbone: &TestBackbone, database: &TestDatabase) -> Vec<(String
         ("SHOPMESH_AUTH_KEY", AUTH_KEY.to_owned()),
         ("SHOPMESH_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
         ("SHOPMESH_OUTBOX_POLL", "100ms".to_owned()),
+        // Far longer than any test: a read that the product cache answers
+        // with a row older than a change this instance made fails the test.
+        ("SHOPMESH_PRODUCT_CACHE_TTL", "1h".to_owned()),
         ("SHOPMESH_PUBLISH_BACKOFF", "20ms".to_owned()),
         ("SHOPMESH_PUBLISH_ACK_TIMEOUT", "2s".to_owned()),
     ]

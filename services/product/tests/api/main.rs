@@ -4,6 +4,7 @@
 
 mod helpers;
 mod http;
+mod products_cache;
 mod products_create;
 mod products_get;
 mod products_list;
