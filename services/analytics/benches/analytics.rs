@@ -25,12 +25,13 @@ use shopmesh_analytics::state::PartitionState;
 use shopmesh_shared::events::*;
 use shopmesh_shared::nats::{Delivery, EventPublisher, headers};
 use shopmesh_shared::settings::Env;
-use shopmesh_shared::subjects::{Partition, PartitionCount, partition_for};
+use shopmesh_shared::subjects::{DEFAULT_PARTITIONS, Partition, PartitionCount, partition_for};
 use shopmesh_shared::telemetry::EventSpan;
 use shopmesh_shared::testkit::TestBackbone;
 use std::time::{Duration, Instant};
 
-const PARTITIONS: u16 = 32;
+/// The shipped default, so that the figures are those of a default install.
+const PARTITIONS: u16 = DEFAULT_PARTITIONS;
 
 struct Generator {
     seed: u64,
@@ -162,7 +163,7 @@ fn bench_apply(n: usize) {
         println!("apply, {label}:");
         apply_rounds(&events, &config);
     }
-    // The same events over 32 partition states, one core: what the actors
+    // The same events over the partition states, one core: what the actors
     // do, without the messaging; then also keeping the recommender's summed
     // view as the actors do (grouped per event): what the view costs
     // without a second thread.
@@ -191,7 +192,7 @@ fn bench_apply(n: usize) {
             ""
         };
         println!(
-            "apply over 32 partition states{label} (one core, {n} events): {:.0} events/s",
+            "apply over {PARTITIONS} partition states{label} (one core, {n} events): {:.0} events/s",
             n as f64 / elapsed.as_secs_f64()
         );
     }
@@ -335,7 +336,7 @@ async fn actors_round(events: &[Event], messaging: Messaging) {
     .sum();
     assert_eq!(applied, n as u64);
     println!(
-        "actors, every aggregate (32 partitions on 2 arbiters, {}, {n} events): {:.0} events/s",
+        "actors, every aggregate ({PARTITIONS} partitions on 2 arbiters, {}, {n} events): {:.0} events/s",
         label(messaging),
         n as f64 / elapsed.as_secs_f64()
     );
@@ -415,7 +416,7 @@ async fn keyed_count_round(events: &[Event], messaging: Messaging) {
         .sum();
     assert_eq!(total, n as u64);
     println!(
-        "actors, keyed count per user (32 partitions on 2 arbiters, {}, {n} events): {:.0} events/s",
+        "actors, keyed count per user ({PARTITIONS} partitions on 2 arbiters, {}, {n} events): {:.0} events/s",
         label(messaging),
         n as f64 / elapsed.as_secs_f64()
     );
@@ -696,7 +697,7 @@ async fn bench_e2e(n: usize) {
 enum Visible {
     /// `GET /users/{id}/profile`: answered by the user's partition alone.
     InProfile,
-    /// `GET /products/{id}/stats`: gathered from all 32 partitions, so it
+    /// `GET /products/{id}/stats`: gathered from every partition, so it
     /// also waits behind the busiest actor's queue.
     InProductStats,
 }
@@ -824,7 +825,7 @@ async fn background_load(
 }
 
 /// The recommendation pipeline alone (no HTTP, no actors): the same reads
-/// over 32 partition states and their product-keyed view, one core.
+/// over the partition states and their product-keyed view, one core.
 fn bench_recommend_in_process(history: usize, requests: usize) {
     let mut generator = Generator::new(10_000, 1_000);
     let mut events = generator.catalogue();
@@ -985,7 +986,7 @@ fn bench_memory_of(users: usize, interactions: usize) {
             .sum();
         let touched: usize = states.iter().map(|s| s.users.len()).sum();
         println!(
-            "memory: {touched} users, {interactions} interactions, 10000 products, 32 partitions: resident +{:.0} MiB ({:.0} B/user, {:.0} B/interaction); snapshots {:.0} MiB",
+            "memory: {touched} users, {interactions} interactions, 10000 products, {PARTITIONS} partitions: resident +{:.0} MiB ({:.0} B/user, {:.0} B/interaction); snapshots {:.0} MiB",
             grown as f64 / (1 << 20) as f64,
             grown as f64 / touched as f64,
             grown as f64 / interactions as f64,
