@@ -433,6 +433,10 @@ fn app_settings(backbone: &TestBackbone, extra: &[(&str, &str)]) -> Settings {
         ("SHOPMESH_PARTITIONS".into(), PARTITIONS.to_string()),
     ];
     pairs.extend(extra.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+    // The service's own tunables from the bench's environment, so that a
+    // variant is one variable away (`SHOPMESH_ANALYTICS_SNAPSHOT_EVERY=...
+    // cargo bench ...`), as with `shopmesh bench`.
+    pairs.extend(std::env::vars().filter(|(k, _)| k.starts_with("SHOPMESH_ANALYTICS_")));
     Settings::from_env(&Env::from_pairs(pairs)).unwrap()
 }
 
