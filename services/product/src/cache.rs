@@ -27,8 +27,14 @@ use std::sync::RwLock;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Entries kept at most per cache; a larger catalogue is cached in part.
-pub const MAX_ENTRIES: usize = 100_000;
+/// Products kept at most (~150 bytes each); a larger catalogue is cached in
+/// part.
+pub const MAX_PRODUCTS: usize = 100_000;
+
+/// Listings kept at most. Fewer: a page holds up to 100 ids, and searches
+/// are as varied as their text, so this bounds the memory the listing
+/// cache can take (~2 KiB per full page) whatever clients send.
+pub const MAX_LISTINGS: usize = 10_000;
 
 /// Products by id.
 pub type ProductCache = TtlCache<ProductId, Product>;
@@ -80,11 +86,8 @@ enum Slot<V> {
 pub struct ReadTicket(u64);
 
 impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
-    /// A cache whose entries live `ttl`; `Duration::ZERO` keeps nothing.
-    pub fn new(ttl: Duration) -> Self {
-        Self::with_capacity(ttl, MAX_ENTRIES)
-    }
-
+    /// A cache of at most `max_entries` whose entries live `ttl`;
+    /// `Duration::ZERO` keeps nothing.
     pub fn with_capacity(ttl: Duration, max_entries: usize) -> Self {
         Self {
             ttl,
@@ -209,7 +212,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_entry_lives_for_the_time_to_live() {
-        let cache = ProductCache::new(Duration::from_secs(2));
+        let cache = ProductCache::with_capacity(Duration::from_secs(2), MAX_PRODUCTS);
         let teapot = product(5);
         cache.store(cache.ticket(), [(teapot.id, teapot.clone())]);
         assert_eq!(cache.get(&teapot.id), Some(teapot.clone()));
@@ -221,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_forgotten_product_is_read_again() {
-        let cache = ProductCache::new(Duration::from_secs(60));
+        let cache = ProductCache::with_capacity(Duration::from_secs(60), MAX_PRODUCTS);
         let (teapot, kettle) = (product(5), product(7));
         cache.store(
             cache.ticket(),
@@ -234,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_read_that_started_before_a_change_is_not_kept() {
-        let cache = ProductCache::new(Duration::from_secs(60));
+        let cache = ProductCache::with_capacity(Duration::from_secs(60), MAX_PRODUCTS);
         let before = product(5);
         let ticket = cache.ticket();
         // The change commits and is forgotten while the read is in flight...
@@ -248,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_change_turns_away_only_reads_of_what_it_changed() {
-        let cache = ProductCache::new(Duration::from_secs(60));
+        let cache = ProductCache::with_capacity(Duration::from_secs(60), MAX_PRODUCTS);
         let (teapot, kettle) = (product(5), product(7));
         let ticket = cache.ticket();
         cache.forget([&teapot.id]);
@@ -262,7 +265,7 @@ mod tests {
 
     #[test]
     fn forgetting_everything_also_refuses_reads_in_flight() {
-        let listings = ListingCache::new(Duration::from_secs(60));
+        let listings = ListingCache::with_capacity(Duration::from_secs(60), MAX_LISTINGS);
         let query = ListQuery::default();
         let listing = Listing {
             ids: vec![ProductId::new_v7()],
@@ -280,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_zero_time_to_live_keeps_nothing() {
-        let cache = ProductCache::new(Duration::ZERO);
+        let cache = ProductCache::with_capacity(Duration::ZERO, MAX_PRODUCTS);
         let teapot = product(5);
         cache.store(cache.ticket(), [(teapot.id, teapot.clone())]);
         assert_eq!(cache.get(&teapot.id), None);

@@ -3,7 +3,7 @@
 //! the HTTP server and the NATS request-reply endpoints; and stopping them in
 //! order.
 
-use crate::cache::{ListingCache, ProductCache};
+use crate::cache::{ListingCache, MAX_LISTINGS, MAX_PRODUCTS, ProductCache};
 use crate::settings::Settings;
 use crate::state::AppState;
 use actix_web::dev::{Server, ServerHandle};
@@ -31,8 +31,14 @@ impl Application {
             publisher: core.publisher.clone(),
             behaviour: core.behaviour.clone(),
             outbox_wake: core.outbox_wake.clone(),
-            products: Arc::new(ProductCache::new(settings.product_cache_ttl)),
-            listings: Arc::new(ListingCache::new(settings.product_cache_ttl)),
+            products: Arc::new(ProductCache::with_capacity(
+                settings.product_cache_ttl,
+                MAX_PRODUCTS,
+            )),
+            listings: Arc::new(ListingCache::with_capacity(
+                settings.product_cache_ttl,
+                MAX_LISTINGS,
+            )),
         };
         let rpc = crate::rpc::start(&core.client, state.clone(), settings.rpc_max_inflight).await?;
 
