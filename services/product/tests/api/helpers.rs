@@ -7,9 +7,12 @@ use serde_json::{Value, json};
 use shopmesh_product::settings::Settings;
 use shopmesh_product::startup::Application;
 use shopmesh_shared::auth::{TokenKey, now_seconds};
-use shopmesh_shared::events::{Event, EventType, ProductId, UserId};
+use shopmesh_shared::events::{Event, EventType, OrderId, ProductId, UserId};
 use shopmesh_shared::nats::headers::decode_message;
-use shopmesh_shared::rpc::{self, RpcError};
+use shopmesh_shared::rpc::{
+    self, LookupRequest, LookupResponse, PRODUCT_LOOKUP, PRODUCT_RELEASE, PRODUCT_RESERVE,
+    ReleaseRequest, ReleaseResponse, ReserveLine, ReserveRequest, ReserveResponse, RpcError,
+};
 use shopmesh_shared::settings::{Env, Secret};
 use shopmesh_shared::testkit::{DatabaseKind, TestBackbone, TestDatabase, eventually};
 use std::time::Duration;
@@ -98,6 +101,36 @@ impl StoredEvent {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.as_str())
     }
+}
+
+/// Reserves `lines` for `order_id` over NATS; panics when the call fails.
+pub async fn reserve(app: &TestApp, order_id: OrderId, lines: Vec<ReserveLine>) -> ReserveResponse {
+    app.call(PRODUCT_RESERVE, &ReserveRequest { order_id, lines })
+        .await
+        .unwrap_or_else(|e| panic!("reserve on {:?}: {e}", app.kind))
+}
+
+/// Releases `order_id` over NATS: whether there was stock to give back.
+pub async fn release(app: &TestApp, order_id: OrderId) -> bool {
+    let response: ReleaseResponse = app
+        .call(PRODUCT_RELEASE, &ReleaseRequest { order_id })
+        .await
+        .unwrap_or_else(|e| panic!("release on {:?}: {e}", app.kind));
+    response.released
+}
+
+/// The product's stock as the lookup RPC answers it.
+pub async fn stock(app: &TestApp, product_id: ProductId) -> i64 {
+    let response: LookupResponse = app
+        .call(
+            PRODUCT_LOOKUP,
+            &LookupRequest {
+                product_ids: vec![product_id],
+            },
+        )
+        .await
+        .unwrap();
+    response.products[0].stock
 }
 
 /// A valid create body with a unique name built from `name`.

@@ -2,13 +2,10 @@
 //! over HTTP and over the lookup RPC (the tests run with a one-hour time to
 //! live, so a change the cache missed would be served stale).
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app};
+use crate::helpers::{ADMIN_TOKEN, TestApp, release, reserve, spawn_app, stock as looked_up_stock};
 use serde_json::{Value, json};
 use shopmesh_shared::events::{OrderId, ProductId, UserId};
-use shopmesh_shared::rpc::{
-    LookupRequest, LookupResponse, PRODUCT_LOOKUP, PRODUCT_RELEASE, PRODUCT_RESERVE,
-    ReleaseRequest, ReleaseResponse, ReserveLine, ReserveRequest, ReserveResponse,
-};
+use shopmesh_shared::rpc::{ReserveLine, ReserveResponse};
 use shopmesh_shared::testkit::test_databases;
 
 /// Stock and rating count as `GET /products/{id}` and the lookup RPC show
@@ -17,17 +14,8 @@ async fn seen(app: &TestApp, id: ProductId) -> (i64, i64) {
     let response = app.get_product(&id.to_string(), None).await;
     assert_eq!(response.status(), 200, "{:?}", app.kind);
     let body: Value = response.json().await.unwrap();
-    let looked_up: LookupResponse = app
-        .call(
-            PRODUCT_LOOKUP,
-            &LookupRequest {
-                product_ids: vec![id],
-            },
-        )
-        .await
-        .unwrap();
     let stock = body["stock"].as_i64().unwrap();
-    assert_eq!(looked_up.products[0].stock, stock, "{:?}", app.kind);
+    assert_eq!(looked_up_stock(app, id).await, stock, "{:?}", app.kind);
     (stock, body["rating_count"].as_i64().unwrap())
 }
 
@@ -48,19 +36,15 @@ async fn every_change_this_instance_commits_is_seen_by_the_next_read() {
         assert_eq!(seen(&app, id).await, (8, 0), "after PATCH, {:?}", app.kind);
 
         let order_id = OrderId::new_v7();
-        let reserved: ReserveResponse = app
-            .call(
-                PRODUCT_RESERVE,
-                &ReserveRequest {
-                    order_id,
-                    lines: vec![ReserveLine {
-                        product_id: id,
-                        quantity: 3,
-                    }],
-                },
-            )
-            .await
-            .unwrap();
+        let reserved = reserve(
+            &app,
+            order_id,
+            vec![ReserveLine {
+                product_id: id,
+                quantity: 3,
+            }],
+        )
+        .await;
         assert!(matches!(reserved, ReserveResponse::Reserved { .. }));
         assert_eq!(
             seen(&app, id).await,
@@ -69,11 +53,8 @@ async fn every_change_this_instance_commits_is_seen_by_the_next_read() {
             app.kind
         );
 
-        let released: ReleaseResponse = app
-            .call(PRODUCT_RELEASE, &ReleaseRequest { order_id })
-            .await
-            .unwrap();
-        assert!(released.released);
+        let released = release(&app, order_id).await;
+        assert!(released);
         assert_eq!(
             seen(&app, id).await,
             (8, 0),

@@ -1,13 +1,15 @@
 //! The NATS request-reply endpoints: lookup, reserve, release, and the
 //! service's presence in NATS service discovery.
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, WAIT, assert_traceparent, spawn_app};
+use crate::helpers::{
+    ADMIN_TOKEN, TestApp, WAIT, assert_traceparent, release, reserve, spawn_app, stock,
+};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use shopmesh_shared::events::{EventPayload, EventType, OrderId, ProductId};
 use shopmesh_shared::rpc::{
     LookupRequest, LookupResponse, PRODUCT_LOOKUP, PRODUCT_RELEASE, PRODUCT_RESERVE,
-    ReleaseRequest, ReleaseResponse, ReserveLine, ReserveRequest, ReserveResponse, RpcError,
+    ReleaseResponse, ReserveLine, ReserveRequest, ReserveResponse, RpcError,
 };
 use shopmesh_shared::testkit::test_databases;
 
@@ -16,33 +18,6 @@ fn line(product_id: ProductId, quantity: u32) -> ReserveLine {
         product_id,
         quantity,
     }
-}
-
-async fn reserve(app: &TestApp, order_id: OrderId, lines: Vec<ReserveLine>) -> ReserveResponse {
-    app.call(PRODUCT_RESERVE, &ReserveRequest { order_id, lines })
-        .await
-        .unwrap_or_else(|e| panic!("reserve on {:?}: {e}", app.kind))
-}
-
-async fn release(app: &TestApp, order_id: OrderId) -> bool {
-    let response: ReleaseResponse = app
-        .call(PRODUCT_RELEASE, &ReleaseRequest { order_id })
-        .await
-        .unwrap_or_else(|e| panic!("release on {:?}: {e}", app.kind));
-    response.released
-}
-
-async fn stock(app: &TestApp, product_id: ProductId) -> i64 {
-    let response: LookupResponse = app
-        .call(
-            PRODUCT_LOOKUP,
-            &LookupRequest {
-                product_ids: vec![product_id],
-            },
-        )
-        .await
-        .unwrap();
-    response.products[0].stock
 }
 
 /// The `(product, stock)` of every product.updated in the stream, in order.
