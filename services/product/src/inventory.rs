@@ -56,27 +56,19 @@ pub async fn lookup(
     let found = catalogue::several(state, &ids)
         .await
         .context("look up products")?;
-    let mut by_id: BTreeMap<ProductId, _> = found
+    // `several` keeps the order of `ids`, leaving out the unknown ones.
+    let known: HashSet<ProductId> = found.iter().map(|p| p.id).collect();
+    let missing = ids.into_iter().filter(|id| !known.contains(id)).collect();
+    let products = found
         .into_iter()
-        .map(|p| {
-            let info = ProductInfo {
-                product_id: p.id,
-                name: p.name,
-                category: p.category,
-                price_cents: p.price_cents,
-                stock: p.stock,
-            };
-            (info.product_id, info)
+        .map(|p| ProductInfo {
+            product_id: p.id,
+            name: p.name,
+            category: p.category,
+            price_cents: p.price_cents,
+            stock: p.stock,
         })
         .collect();
-    let mut products = Vec::with_capacity(by_id.len());
-    let mut missing = Vec::new();
-    for id in ids {
-        match by_id.remove(&id) {
-            Some(product) => products.push(product),
-            None => missing.push(id),
-        }
-    }
     Ok(LookupResponse { products, missing })
 }
 
