@@ -70,14 +70,16 @@ enum Slot<V> {
     Kept {
         value: V,
         expires: Instant,
+        /// When this key was last forgotten (0: never). A read that started
+        /// before then still holds rows older than the change, even once a
+        /// newer read has stored this copy: it must not replace it.
+        forgotten_at: u64,
     },
     /// Forgotten at this generation: a read that started before it may hold
     /// the old rows, and must not store them. Per key, so that a busy
     /// instance's stream of stock changes does not turn away the reads of
     /// every other product.
-    Forgotten {
-        at: u64,
-    },
+    Forgotten { at: u64 },
 }
 
 /// Where a read stands: taken before the database is read, handed back with
@@ -108,7 +110,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         let now = Instant::now();
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         match inner.entries.get(key) {
-            Some(Slot::Kept { value, expires }) if *expires > now => Some(value.clone()),
+            Some(Slot::Kept { value, expires, .. }) if *expires > now => Some(value.clone()),
             _ => None,
         }
     }
@@ -136,9 +138,13 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
             if ticket.0 < inner.floor {
                 return;
             }
-            match inner.entries.get(&key) {
-                Some(Slot::Forgotten { at }) if *at > ticket.0 => continue,
-                Some(_) => {}
+            let forgotten_at = match inner.entries.get(&key) {
+                Some(
+                    Slot::Forgotten { at }
+                    | Slot::Kept {
+                        forgotten_at: at, ..
+                    },
+                ) => *at,
                 None if inner.entries.len() >= self.max_entries => {
                     // Full: expired values make room, for later reads. The
                     // forgotten marks go too, so every read in flight, this
@@ -150,9 +156,19 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
                     inner.floor = inner.generation;
                     return;
                 }
-                None => {}
+                None => 0,
+            };
+            if forgotten_at > ticket.0 {
+                continue;
             }
-            inner.entries.insert(key, Slot::Kept { value, expires });
+            inner.entries.insert(
+                key,
+                Slot::Kept {
+                    value,
+                    expires,
+                    forgotten_at,
+                },
+            );
         }
     }
 
@@ -247,6 +263,20 @@ mod tests {
         assert_eq!(cache.get(&before.id), None);
         cache.store(cache.ticket(), [(before.id, before.clone())]);
         assert_eq!(cache.get(&before.id), Some(before));
+    }
+
+    #[test]
+    fn a_read_from_before_a_change_cannot_replace_a_newer_copy() {
+        let cache = ProductCache::with_capacity(Duration::from_secs(60), MAX_PRODUCTS);
+        let (old, new) = (product(5), product(4));
+        let new = Product { id: old.id, ..new };
+        let slow_read = cache.ticket();
+        cache.forget([&old.id]);
+        // A read that started after the change stores the new row first...
+        cache.store(cache.ticket(), [(new.id, new.clone())]);
+        // ...then the slow one, which may hold the row from before, ends.
+        cache.store(slow_read, [(old.id, old.clone())]);
+        assert_eq!(cache.get(&old.id), Some(new));
     }
 
     #[test]
