@@ -733,7 +733,11 @@ async fn bench_latency(
     ));
     let product = ProductId::new_v7();
     let category = Category::parse("bench").unwrap();
+    let broker = backbone.server.pid().expect("the bench's nats-server runs");
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&broker.to_string()));
+    let probes_started = Instant::now();
     let mut latencies = Vec::with_capacity(samples);
+    let mut acked = Vec::with_capacity(samples);
     let mut late = 0;
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / probes_per_sec));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -751,47 +755,112 @@ async fn bench_latency(
             Visible::InProfile => format!("{address}/users/{user}/profile"),
             Visible::InProductStats => format!("{address}/products/{product}/stats"),
         };
+        // Published when sent: the probe is looked for once its ack is in or
+        // a millisecond has passed, whichever comes first, and the ack is
+        // awaited alongside. (The ack and the delivery to the consumer both
+        // follow the server's store; waiting for the ack before looking
+        // would time the slower of the two, looking at once would spend the
+        // first poll before the event can be there.)
         let start = Instant::now();
-        publisher.publish(&event).await.unwrap();
-        // A probe that is not visible within 5 s is counted as late and its
-        // time kept: the run goes on instead of hanging.
-        while start.elapsed() < Duration::from_secs(5) {
-            let response = client.get(&url).send().await.unwrap();
-            if response.status() == 200 {
-                let body: serde_json::Value = response.json().await.unwrap();
-                let shown = match visible {
-                    // The user is new: any profile is this probe's view.
-                    Visible::InProfile => true,
-                    Visible::InProductStats => body["all_time"]["views"].as_u64() >= Some(n),
-                };
-                if shown {
-                    break;
-                }
+        let pending = publisher
+            .send(publisher.prepare(&event).unwrap())
+            .await
+            .unwrap();
+        let confirmed = async {
+            pending.confirm().await.unwrap();
+            start.elapsed()
+        };
+        tokio::pin!(confirmed);
+        let early_ack = tokio::select! {
+            ack = &mut confirmed => Some(ack),
+            _ = tokio::time::sleep(Duration::from_millis(1)) => None,
+        };
+        let ack = async {
+            match early_ack {
+                Some(ack) => ack,
+                None => confirmed.await,
             }
-            // Back-to-back polls would themselves load the actors they wait
-            // for (a hundred queries per probe once queues build); polling
-            // every millisecond (tokio's timer resolution) bounds that, at
-            // the cost of up to a millisecond of measured latency.
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let elapsed = start.elapsed();
+        };
+        let (ack, elapsed) = tokio::join!(ack, visible_after(&client, &url, visible, n, start));
+        acked.push(ack);
         late += usize::from(elapsed >= Duration::from_secs(5));
         latencies.push(elapsed);
     }
+    let wall = probes_started.elapsed().as_secs_f64();
+    let cores = |before: f64, after: f64| (after - before) / wall;
+    let this_process = cores(cpu_before.0, cpu_seconds("self"));
+    let nats_server = cores(cpu_before.1, cpu_seconds(&broker.to_string()));
     stop.cancel();
     let (published, seconds) = background.await.unwrap();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let pct = |times: &mut Vec<Duration>, p: f64| {
+        times.sort();
+        times[((times.len() as f64 * p) as usize).min(times.len() - 1)]
+    };
     println!(
         "latency publish -> visible ({visible:?}), {samples} probes at {probes_per_sec}/s \
-         under {:.0} background events/s (asked {background_per_sec}): p50 {:?}, p99 {:?}, max {:?}, over 5 s: {late}",
+         under {:.0} background events/s (asked {background_per_sec}): p50 {:?}, p99 {:?}, max {:?}, over 5 s: {late}; \
+         the probe's own ack p50 {:?}, p99 {:?}; CPU meanwhile (cores of {}): \
+         this process (publishers, analytics, polls) {this_process:.2}, nats-server {nats_server:.2}",
         published as f64 / seconds,
-        pct(0.50),
-        pct(0.99),
-        latencies[latencies.len() - 1]
+        pct(&mut latencies, 0.50),
+        pct(&mut latencies, 0.99),
+        pct(&mut latencies, 1.0),
+        pct(&mut acked, 0.50),
+        pct(&mut acked, 0.99),
+        std::thread::available_parallelism().map_or(0, usize::from),
     );
     handle.stop(true).await;
     task.await.unwrap().unwrap();
+}
+
+/// CPU time (user + system, every thread) of process `pid` (`self`: this
+/// one) so far, in seconds, from `/proc/<pid>/stat`, whose times are in
+/// USER_HZ ticks, 100 per second in Linux's user ABI.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is the first, utime the 12th, stime the 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// Polls `url` from `start` until the probe shows (the `n`th view of the
+/// product for `InProductStats`); the time from `start`, at most 5 s (a
+/// probe still invisible then is given up, and counted late by the caller).
+async fn visible_after(
+    client: &reqwest::Client,
+    url: &str,
+    visible: Visible,
+    n: u64,
+    start: Instant,
+) -> Duration {
+    while start.elapsed() < Duration::from_secs(5) {
+        let response = client.get(url).send().await.unwrap();
+        if response.status() == 200 {
+            let body: serde_json::Value = response.json().await.unwrap();
+            let shown = match visible {
+                // The user is new: any profile is this probe's view.
+                Visible::InProfile => true,
+                Visible::InProductStats => body["all_time"]["views"].as_u64() >= Some(n),
+            };
+            if shown {
+                break;
+            }
+        }
+        // Back-to-back polls would themselves load the actors they wait
+        // for (a hundred queries per probe once queues build); polling
+        // every millisecond (tokio's timer resolution) bounds that, at
+        // the cost of up to a millisecond of measured latency.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    start.elapsed()
 }
 
 /// Publishes shop-like events at `per_sec` (a burst every millisecond, acks
