@@ -766,22 +766,17 @@ async fn bench_latency(
             .send(publisher.prepare(&event).unwrap())
             .await
             .unwrap();
-        let confirmed = async {
+        let (acked_tx, acked_rx) = tokio::sync::oneshot::channel();
+        let ack = async {
             pending.confirm().await.unwrap();
+            let _ = acked_tx.send(());
             start.elapsed()
         };
-        tokio::pin!(confirmed);
-        let early_ack = tokio::select! {
-            ack = &mut confirmed => Some(ack),
-            _ = tokio::time::sleep(Duration::from_millis(1)) => None,
+        let look = async {
+            let _ = tokio::time::timeout(Duration::from_millis(1), acked_rx).await;
+            visible_after(&client, &url, visible, n, start).await
         };
-        let ack = async {
-            match early_ack {
-                Some(ack) => ack,
-                None => confirmed.await,
-            }
-        };
-        let (ack, elapsed) = tokio::join!(ack, visible_after(&client, &url, visible, n, start));
+        let (ack, elapsed) = tokio::join!(ack, look);
         acked.push(ack);
         late += usize::from(elapsed >= Duration::from_secs(5));
         latencies.push(elapsed);
