@@ -125,6 +125,22 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         )
     }
 
+    /// Whether `key` was forgotten since `ticket` was taken: a read begun
+    /// under it may hold what the change replaced.
+    pub fn changed_since(&self, key: &K, ticket: ReadTicket) -> bool {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        ticket.0 < inner.floor
+            || match inner.entries.get(key) {
+                Some(
+                    Slot::Forgotten { at }
+                    | Slot::Kept {
+                        forgotten_at: at, ..
+                    },
+                ) => *at > ticket.0,
+                None => false,
+            }
+    }
+
     /// Keeps values read from the database under `ticket`, except those
     /// forgotten since the ticket was taken (they may predate the change).
     pub fn store(&self, ticket: ReadTicket, values: impl IntoIterator<Item = (K, V)>) {

@@ -34,15 +34,20 @@ enum Cache {
     Listing = 1,
 }
 
-/// One product, `None` when there is no such product.
+/// One product, `None` when there is no such product. A miss shares the
+/// read of anyone missing the same product at the same time.
 pub async fn product(state: &AppState, id: ProductId) -> anyhow::Result<Option<Product>> {
     if let Some(product) = counted(Cache::Product, state.products.get(&id)) {
         return Ok(Some(product));
     }
-    let ticket = state.products.ticket();
-    let product = products::get(&state.pool, id)
-        .await
-        .context("read product")?;
+    let pool = state.pool.clone();
+    let (ticket, product) = state
+        .product_reads
+        .read(&state.products, &id, move || async move {
+            products::get(&pool, id).await.context("read product")
+        })
+        .await;
+    let product = product?;
     if let Some(product) = &product {
         state
             .products

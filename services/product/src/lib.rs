@@ -16,6 +16,7 @@ pub mod routes;
 pub mod rpc;
 pub mod seed;
 pub mod settings;
+pub mod shared_reads;
 pub mod startup;
 pub mod state;
 

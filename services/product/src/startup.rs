@@ -39,6 +39,7 @@ impl Application {
                 settings.product_cache_ttl,
                 MAX_LISTINGS,
             )),
+            product_reads: Arc::default(),
         };
         let rpc = crate::rpc::start(&core.client, state.clone(), settings.rpc_max_inflight).await?;
 

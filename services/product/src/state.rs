@@ -3,9 +3,11 @@
 //! Cheap to clone.
 
 use crate::cache::{ListingCache, ProductCache};
+use crate::domain::Product;
+use crate::shared_reads::SharedReads;
 use shopmesh_shared::behaviour::BehaviourPublisher;
 use shopmesh_shared::db::DatabaseKind;
-use shopmesh_shared::events::{Event, EventMeta, EventPayload, Timestamp, UserId};
+use shopmesh_shared::events::{Event, EventMeta, EventPayload, ProductId, Timestamp, UserId};
 use shopmesh_shared::nats::EventPublisher;
 use sqlx::AnyPool;
 use std::sync::Arc;
@@ -23,6 +25,9 @@ pub struct AppState {
     pub products: Arc<ProductCache>,
     /// Listing pages recently read; forget them all after creating a product.
     pub listings: Arc<ListingCache>,
+    /// Reads of one product by id in flight, shared by whoever misses it
+    /// meanwhile.
+    pub product_reads: Arc<SharedReads<ProductId, Option<Product>>>,
 }
 
 impl AppState {
