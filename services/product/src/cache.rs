@@ -102,6 +102,11 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         }
     }
 
+    /// False with a zero time to live: nothing is kept.
+    pub fn is_enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     /// The value if a fresh copy is here.
     pub fn get(&self, key: &K) -> Option<V> {
         if self.ttl.is_zero() {

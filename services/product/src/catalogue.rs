@@ -56,6 +56,29 @@ pub async fn product(state: &AppState, id: ProductId) -> anyhow::Result<Option<P
     Ok(product)
 }
 
+/// After a change to `ids` has committed: forgets them, then reads them
+/// again and keeps the fresh rows, so that the reads that follow find them
+/// instead of all going to the database (a reservation changes the most
+/// viewed products several times a second). A later change that overtakes
+/// this read turns it away through the tickets, as it would any read. A
+/// failed re-read leaves the products forgotten: they are read on demand.
+pub async fn changed<'a>(state: &AppState, ids: impl IntoIterator<Item = &'a ProductId>) {
+    let ids: Vec<ProductId> = ids.into_iter().copied().collect();
+    state.products.forget(&ids);
+    if !state.products.is_enabled() {
+        return;
+    }
+    let ticket = state.products.ticket();
+    match products::get_many(&state.pool, &ids).await {
+        Ok(fresh) => state
+            .products
+            .store(ticket, fresh.into_iter().map(|p| (p.id, p))),
+        Err(error) => {
+            tracing::debug!(%error, "cannot re-read changed products; they are read on demand")
+        }
+    }
+}
+
 /// The products among `ids` that exist, in the order of `ids`.
 pub async fn several(state: &AppState, ids: &[ProductId]) -> anyhow::Result<Vec<Product>> {
     let mut found: HashMap<ProductId, Product> = HashMap::with_capacity(ids.len());

@@ -220,7 +220,7 @@ async fn try_reserve(
             .context("enqueue product.updated")?;
     }
     tx.commit().await.context("commit reservation")?;
-    state.products.forget(lines.keys());
+    catalogue::changed(state, lines.keys()).await;
     state.outbox_wake.notify_one();
     Ok(ReserveResponse::Reserved { lines: reserved })
 }
@@ -269,7 +269,7 @@ pub async fn release(
             .context("enqueue product.updated")?;
     }
     tx.commit().await.context("commit release")?;
-    state.products.forget(&given_back);
+    catalogue::changed(state, &given_back).await;
     state.outbox_wake.notify_one();
     Ok(ReleaseResponse { released: true })
 }

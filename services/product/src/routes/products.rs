@@ -168,7 +168,7 @@ pub async fn update(
         .await
         .context("enqueue product.updated")?;
     tx.commit().await.context("commit update product")?;
-    state.products.forget([&id]);
+    catalogue::changed(&state, [&id]).await;
     state.outbox_wake.notify_one();
     Ok(HttpResponse::Ok().json(ProductBody::from(&product)))
 }

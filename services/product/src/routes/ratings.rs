@@ -2,6 +2,7 @@
 //! shopper and product (a second rating replaces the first).
 
 use super::path_id;
+use crate::catalogue;
 use crate::domain::Stars;
 use crate::error::ProductError;
 use crate::repository::{self, ratings};
@@ -52,7 +53,7 @@ pub async fn rate(
         .context("record rating")?
         .ok_or(ProductError::NotFound(id))?;
     tx.commit().await.context("commit rating")?;
-    state.products.forget([&id]);
+    catalogue::changed(&state, [&id]).await;
     state.behaviour.emit(AppState::event(
         Some(user.0),
         ProductRated {

@@ -139,6 +139,12 @@ pub fn product_body(name: &str, category: &str, price_cents: i64, stock: i64) ->
 }
 
 impl TestApp {
+    /// The service's database, for changes made behind its back (as
+    /// another replica's would be).
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
