@@ -14,7 +14,8 @@
 //!
 //! Freshness: this instance forgets what a change touches as soon as it has
 //! committed it (create, update, rating, reservation, release), so its own
-//! writes are seen at once. A change committed by another instance (several
+//! writes are seen at once; it then reads the changed products again and
+//! keeps them (`catalogue::changed`), under a ticket like any read. A change committed by another instance (several
 //! replicas behind a load balancer) is seen once the entry expires, after at
 //! most the time to live (`SHOPMESH_PRODUCT_CACHE_TTL`). Checkout never
 //! trusts these copies: a reservation takes stock in the database.
