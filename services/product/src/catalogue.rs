@@ -40,19 +40,18 @@ pub async fn product(state: &AppState, id: ProductId) -> anyhow::Result<Option<P
     if let Some(product) = counted(Cache::Product, state.products.get(&id)) {
         return Ok(Some(product));
     }
-    let pool = state.pool.clone();
-    let (ticket, product) = state
+    // Only the read stores what it found: those who shared it need not.
+    let (pool, cache) = (state.pool.clone(), state.products.clone());
+    let product = state
         .product_reads
-        .read(&state.products, &id, move || async move {
-            products::get(&pool, id).await.context("read product")
+        .read(&state.products, &id, move |ticket| async move {
+            let product = products::get(&pool, id).await.context("read product")?;
+            if let Some(product) = &product {
+                cache.store(ticket, [(product.id, product.clone())]);
+            }
+            Ok(product)
         })
-        .await;
-    let product = product?;
-    if let Some(product) = &product {
-        state
-            .products
-            .store(ticket, [(product.id, product.clone())]);
-    }
+        .await?;
     Ok(product)
 }
 

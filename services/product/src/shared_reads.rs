@@ -56,33 +56,32 @@ impl<K, R> Default for SharedReads<K, R> {
 
 impl<K: Hash + Eq + Clone, R: Clone + Send + Sync + 'static> SharedReads<K, R> {
     /// The outcome of a read of `key`: one already in flight that `cache`
-    /// has not forgotten `key` since, or else a new one, `read()`. Also the
-    /// ticket taken before that read began, for storing what it returned.
+    /// has not forgotten `key` since, or else a new one, `read(ticket)`,
+    /// with the ticket taken before it began (to store what it reads).
     pub async fn read<V, F>(
         &self,
         cache: &TtlCache<K, V>,
         key: &K,
-        read: impl FnOnce() -> F,
-    ) -> (ReadTicket, SharedOutcome<R>)
+        read: impl FnOnce(ReadTicket) -> F,
+    ) -> SharedOutcome<R>
     where
         V: Clone,
         F: Future<Output = anyhow::Result<R>> + Send + 'static,
     {
-        let (ticket, shared) = {
+        let shared = {
             let mut in_flight = self.lock();
             match in_flight.get(key) {
-                Some((ticket, shared)) if !cache.changed_since(key, *ticket) => {
-                    (*ticket, shared.clone())
-                }
+                Some((ticket, shared)) if !cache.changed_since(key, *ticket) => shared.clone(),
                 _ => {
                     // Taken before the read can start: the future is lazy
                     // and first polled below.
                     let ticket = cache.ticket();
-                    let shared =
-                        read().map(|outcome| outcome.map_err(|e| SharedError(Arc::new(e))));
-                    let shared = shared.boxed().shared();
+                    let shared = read(ticket)
+                        .map(|outcome| outcome.map_err(|e| SharedError(Arc::new(e))))
+                        .boxed()
+                        .shared();
                     in_flight.insert(key.clone(), (ticket, shared.clone()));
-                    (ticket, shared)
+                    shared
                 }
             }
         };
@@ -96,7 +95,7 @@ impl<K: Hash + Eq + Clone, R: Clone + Send + Sync + 'static> SharedReads<K, R> {
         {
             in_flight.remove(key);
         }
-        (ticket, outcome)
+        outcome
     }
 
     /// Reads in flight now.
@@ -131,9 +130,9 @@ mod tests {
         reads: &Arc<AtomicUsize>,
         release: oneshot::Receiver<()>,
         value: u32,
-    ) -> impl FnOnce() -> BoxFuture<'static, anyhow::Result<u32>> {
+    ) -> impl FnOnce(ReadTicket) -> BoxFuture<'static, anyhow::Result<u32>> {
         let reads = reads.clone();
-        move || {
+        move |_| {
             reads.fetch_add(1, Ordering::SeqCst);
             async move {
                 release.await.ok();
@@ -156,7 +155,7 @@ mod tests {
             tokio::task::yield_now().await;
             release.send(()).unwrap();
         };
-        let ((_, a), (_, b), ()) = tokio::join!(first, second, release_after_both_joined);
+        let (a, b, ()) = tokio::join!(first, second, release_after_both_joined);
         assert_eq!((a.unwrap(), b.unwrap()), (1, 1));
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         assert!(shared.is_empty(), "a finished read is not kept");
@@ -185,12 +184,9 @@ mod tests {
             release_old.send(()).unwrap();
             release_new.send(()).unwrap();
         };
-        let ((old_ticket, old), (new_ticket, new), ()) =
-            tokio::join!(before_change, after_change, release);
+        let (old, new, ()) = tokio::join!(before_change, after_change, release);
         assert_eq!((old.unwrap(), new.unwrap()), (1, 2));
         assert_eq!(reads.load(Ordering::SeqCst), 2);
-        assert!(cache.changed_since(&7, old_ticket));
-        assert!(!cache.changed_since(&7, new_ticket));
         assert!(shared.is_empty());
     }
 
@@ -198,21 +194,21 @@ mod tests {
     async fn a_failed_read_fails_every_caller_sharing_it_and_is_not_kept() {
         let cache = Cache::with_capacity(Duration::from_secs(60), MAX_PRODUCTS);
         let shared: SharedReads<u32, u32> = SharedReads::default();
-        let (_, outcome) = shared
-            .read(&cache, &7, || async { anyhow::bail!("database gone") })
+        let outcome = shared
+            .read(&cache, &7, |_| async { anyhow::bail!("database gone") })
             .await;
         assert_eq!(outcome.unwrap_err().to_string(), "database gone");
         assert!(shared.is_empty());
         // Causes stay reachable: an outage is still an outage.
-        let (_, outcome) = shared
-            .read(&cache, &7, || async {
+        let outcome = shared
+            .read(&cache, &7, |_| async {
                 Err(anyhow::Error::new(sqlx::Error::PoolTimedOut).context("read product"))
             })
             .await;
         let error = anyhow::Error::new(outcome.unwrap_err());
         assert_eq!(error.to_string(), "read product");
         assert!(shopmesh_shared::db_outage::caused_by_outage(&error));
-        let (_, outcome) = shared.read(&cache, &7, || async { Ok(3) }).await;
+        let outcome = shared.read(&cache, &7, |_| async { Ok(3) }).await;
         assert_eq!(outcome.unwrap(), 3);
     }
 }
