@@ -15,9 +15,9 @@
 //! Freshness: this instance forgets what a change touches as soon as it has
 //! committed it (create, update, rating, reservation, release), so its own
 //! writes are seen at once; it then reads the changed products again and
-//! keeps them (`catalogue::changed`), under a ticket like any read. A change committed by another instance (several
-//! replicas behind a load balancer) is seen once the entry expires, after at
-//! most the time to live (`SHOPMESH_PRODUCT_CACHE_TTL`). Checkout never
+//! keeps them (`catalogue::changed`), under a ticket like any read. A change
+//! committed by another instance (several replicas behind a load balancer)
+//! is seen once the entry expires, after at most the time to live (`SHOPMESH_PRODUCT_CACHE_TTL`). Checkout never
 //! trusts these copies: a reservation takes stock in the database.
 
 use crate::domain::{ListQuery, Product};
@@ -83,6 +83,19 @@ enum Slot<V> {
     Forgotten { at: u64 },
 }
 
+impl<K: Hash + Eq, V> Inner<K, V> {
+    /// When `key` was last forgotten (0 if never since it was stored);
+    /// `None` when nothing is known of it.
+    fn forgotten_at(&self, key: &K) -> Option<u64> {
+        match self.entries.get(key)? {
+            Slot::Forgotten { at }
+            | Slot::Kept {
+                forgotten_at: at, ..
+            } => Some(*at),
+        }
+    }
+}
+
 /// Where a read stands: taken before the database is read, handed back with
 /// what it read to [`TtlCache::store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +123,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
 
     /// The value if a fresh copy is here.
     pub fn get(&self, key: &K) -> Option<V> {
-        if self.ttl.is_zero() {
+        if !self.is_enabled() {
             return None;
         }
         let now = Instant::now();
@@ -135,22 +148,13 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     /// under it may hold what the change replaced.
     pub fn changed_since(&self, key: &K, ticket: ReadTicket) -> bool {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        ticket.0 < inner.floor
-            || match inner.entries.get(key) {
-                Some(
-                    Slot::Forgotten { at }
-                    | Slot::Kept {
-                        forgotten_at: at, ..
-                    },
-                ) => *at > ticket.0,
-                None => false,
-            }
+        ticket.0 < inner.floor || inner.forgotten_at(key).is_some_and(|at| at > ticket.0)
     }
 
     /// Keeps values read from the database under `ticket`, except those
     /// forgotten since the ticket was taken (they may predate the change).
     pub fn store(&self, ticket: ReadTicket, values: impl IntoIterator<Item = (K, V)>) {
-        if self.ttl.is_zero() {
+        if !self.is_enabled() {
             return;
         }
         let now = Instant::now();
@@ -160,13 +164,8 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
             if ticket.0 < inner.floor {
                 return;
             }
-            let forgotten_at = match inner.entries.get(&key) {
-                Some(
-                    Slot::Forgotten { at }
-                    | Slot::Kept {
-                        forgotten_at: at, ..
-                    },
-                ) => *at,
+            let forgotten_at = match inner.forgotten_at(&key) {
+                Some(at) => at,
                 None if inner.entries.len() >= self.max_entries => {
                     // Full: expired values make room, for later reads. The
                     // forgotten marks go too, so every read in flight, this

@@ -220,8 +220,8 @@ async fn try_reserve(
             .context("enqueue product.updated")?;
     }
     tx.commit().await.context("commit reservation")?;
-    catalogue::changed(state, lines.keys()).await;
     state.outbox_wake.notify_one();
+    catalogue::changed(state, lines.keys()).await;
     Ok(ReserveResponse::Reserved { lines: reserved })
 }
 
@@ -269,8 +269,8 @@ pub async fn release(
             .context("enqueue product.updated")?;
     }
     tx.commit().await.context("commit release")?;
-    catalogue::changed(state, &given_back).await;
     state.outbox_wake.notify_one();
+    catalogue::changed(state, &given_back).await;
     Ok(ReleaseResponse { released: true })
 }
 

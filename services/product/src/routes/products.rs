@@ -168,8 +168,8 @@ pub async fn update(
         .await
         .context("enqueue product.updated")?;
     tx.commit().await.context("commit update product")?;
-    catalogue::changed(&state, [&id]).await;
     state.outbox_wake.notify_one();
+    catalogue::changed(&state, [&id]).await;
     Ok(HttpResponse::Ok().json(ProductBody::from(&product)))
 }
 
