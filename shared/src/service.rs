@@ -230,8 +230,9 @@ pub fn bind(http: &HttpSettings) -> std::io::Result<TcpListener> {
 /// An actix-web server with the shared conventions: request tracing and
 /// metrics, the JSON body limit, `/healthz`, `/readyz` over `checks`,
 /// `/metrics`, and `configure`'s routes.
-/// Stopping it (SIGINT/SIGTERM or its handle) stops accepting and gives
-/// in-flight requests `shutdown_grace` to finish.
+/// Stopping it (SIGTERM or its handle) stops accepting and gives in-flight
+/// requests `shutdown_grace` to finish; SIGINT and SIGQUIT stop it at once.
+/// Must be called inside a Tokio runtime (it watches the signals there).
 pub fn http_server<F>(
     listener: TcpListener,
     http: &HttpSettings,
@@ -256,9 +257,56 @@ where
     })
     .workers(http.workers)
     .shutdown_timeout(http.shutdown_grace.as_secs())
+    .disable_signals()
     .listen(listener)?
     .run();
+    stop_on_signals(server.handle());
     Ok(server)
+}
+
+/// Stops the server on SIGTERM (gracefully) or SIGINT/SIGQUIT (at once),
+/// as actix-server's own handler does, but leaves the actix `System`
+/// running: that handler also stops the `System`, and with it every
+/// arbiter, so the analytics partition actors were gone before the final
+/// snapshots the caller takes after the server has stopped. The caller
+/// (its `run_until_stopped`) then drains and flushes as for any stop.
+fn stop_on_signals(server: actix_web::dev::ServerHandle) {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let watch = |kind: SignalKind| match signal(kind) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, ?kind, "cannot watch this signal");
+            None
+        }
+    };
+    async fn received(signal: &mut Option<Signal>) {
+        match signal {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let mut term = watch(SignalKind::terminate());
+    let mut int = watch(SignalKind::interrupt());
+    let mut quit = watch(SignalKind::quit());
+    tokio::spawn(async move {
+        let graceful = tokio::select! {
+            _ = received(&mut term) => {
+                tracing::info!("SIGTERM received; stopping gracefully");
+                true
+            }
+            _ = received(&mut int) => {
+                tracing::info!("SIGINT received; stopping now");
+                false
+            }
+            _ = received(&mut quit) => {
+                tracing::info!("SIGQUIT received; stopping now");
+                false
+            }
+        };
+        server.stop(graceful).await;
+    });
 }
 
 /// `GET /metrics`: the process's metrics in the Prometheus text format.

@@ -241,12 +241,13 @@ pub fn free_port() -> u16 {
 pub struct Binary(pub Child);
 
 impl Binary {
-    /// SIGTERM: a graceful stop (drain, final snapshots, span flush).
-    pub fn terminate(&mut self) {
+    /// SIGTERM: a graceful stop (drain, final snapshots, span flush); the
+    /// exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
-        let _ = self.0.wait();
+        self.0.wait().expect("the binary's exit status")
     }
 
     pub fn kill_9(&mut self) {

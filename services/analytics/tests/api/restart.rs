@@ -37,27 +37,7 @@ fn a_graceful_restart_resumes_from_the_snapshots_without_double_counting() {
         wait_caught_up(&[&app]).await;
         app.stop().await;
 
-        // The final snapshots are in the bucket and equal the recomputation.
-        let states = recompute(
-            &read_stream(&backbone.js).await,
-            &AggregateSettings::default(),
-        );
-        let store = backbone
-            .js
-            .get_object_store("shopmesh-analytics")
-            .await
-            .unwrap();
-        for (&partition, expected) in &states {
-            let mut object = store
-                .get(format!("partition-{partition:03}"))
-                .await
-                .unwrap();
-            let mut bytes = Vec::new();
-            object.read_to_end(&mut bytes).await.unwrap();
-            let state: shopmesh_analytics::state::PartitionState =
-                shopmesh_shared::codec::decode_value(&bytes).unwrap();
-            assert_eq!(&state, expected, "partition {partition}");
-        }
+        assert_final_snapshots(&backbone.js).await;
         let loaded = SnapshotStore::open(&backbone.js, "shopmesh-analytics")
             .await
             .unwrap()
@@ -175,6 +155,77 @@ async fn assert_matches_recomputation(
     );
 }
 
+/// The bucket holds a snapshot of every partition that got events, each
+/// equal to a recomputation over the whole stream: the final snapshots of
+/// a graceful stop.
+async fn assert_final_snapshots(js: &jetstream::Context) {
+    let states = recompute(&read_stream(js).await, &AggregateSettings::default());
+    assert!(!states.is_empty());
+    let store = js.get_object_store("shopmesh-analytics").await.unwrap();
+    for (&partition, expected) in &states {
+        let mut object = store
+            .get(format!("partition-{partition:03}"))
+            .await
+            .unwrap_or_else(|e| panic!("no snapshot of partition {partition}: {e}"));
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.unwrap();
+        let state: shopmesh_analytics::state::PartitionState =
+            shopmesh_shared::codec::decode_value(&bytes).unwrap();
+        assert_eq!(&state, expected, "partition {partition}");
+    }
+}
+
+/// SIGTERM, as Kubernetes, `docker stop` and `shopmesh up` send it: the
+/// binary drains and snapshots every partition before it exits. (actix's
+/// server used to stop the whole actor system on a signal, so the
+/// partition actors were gone before their final snapshot.)
+#[test]
+fn sigterm_stops_the_binary_after_a_final_snapshot_of_every_partition() {
+    run_system(|| async {
+        let backbone = TestBackbone::start().await;
+        let mut generator = SyntheticShop::new(5, 12, 6);
+        let mut events = generator.catalogue();
+        events.extend((0..300).map(|_| generator.event()));
+        let client = reqwest::Client::new();
+        // No snapshot before the stop but the one a partition takes when
+        // it starts empty: what the bucket holds afterwards is the final one.
+        let (mut child, address) = serving_binary(
+            &backbone,
+            &client,
+            &[
+                ("SHOPMESH_ANALYTICS_SNAPSHOT_INTERVAL", "1h"),
+                ("SHOPMESH_ANALYTICS_SNAPSHOT_EVERY", "1000000"),
+            ],
+        )
+        .await;
+        publish_all(&backbone, &events).await;
+        eventually(Duration::from_secs(60), "every event applied", async || {
+            applied_total(&client, &address).await == Some(events.len() as u64)
+        })
+        .await;
+        let status = child.terminate();
+        assert!(status.success(), "the binary exits cleanly: {status}");
+        assert_final_snapshots(&backbone.js).await;
+    })
+}
+
+/// The real binary on a free port (see `start_binary`), once it answers;
+/// and its address.
+async fn serving_binary(
+    backbone: &TestBackbone,
+    client: &reqwest::Client,
+    more: &[(&str, &str)],
+) -> (Binary, String) {
+    let port = free_port();
+    let address = format!("http://127.0.0.1:{port}");
+    let child = start_binary(backbone, port, more);
+    eventually(Duration::from_secs(30), "the binary serves", async || {
+        applied_total(client, &address).await.is_some()
+    })
+    .await;
+    (child, address)
+}
+
 async fn applied_total(client: &reqwest::Client, address: &str) -> Option<u64> {
     let stats: serde_json::Value = client
         .get(format!("{address}/stats"))
@@ -201,14 +252,7 @@ fn the_crash_test_kill_9_while_events_flow_loses_and_doubles_nothing() {
         let mut events = generator.catalogue();
         events.extend((0..12_000).map(|_| generator.event()));
         let client = reqwest::Client::new();
-
-        let port = free_port();
-        let address = format!("http://127.0.0.1:{port}");
-        let mut child = start_binary(&backbone, port, &[]);
-        eventually(Duration::from_secs(30), "the binary serves", async || {
-            applied_total(&client, &address).await.is_some()
-        })
-        .await;
+        let (mut child, address) = serving_binary(&backbone, &client, &[]).await;
 
         // Publish continuously from another task while the binary consumes.
         // The last quarter waits for the kill, so that events are still
@@ -246,15 +290,7 @@ fn the_crash_test_kill_9_while_events_flow_loses_and_doubles_nothing() {
         child.kill_9();
         killed_tx.send(()).unwrap();
 
-        let port = free_port();
-        let address = format!("http://127.0.0.1:{port}");
-        let _child = start_binary(&backbone, port, &[]);
-        eventually(
-            Duration::from_secs(30),
-            "the binary serves again",
-            async || applied_total(&client, &address).await.is_some(),
-        )
-        .await;
+        let (_child, address) = serving_binary(&backbone, &client, &[]).await;
         publishing.await.unwrap();
 
         eventually(
