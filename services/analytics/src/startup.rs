@@ -270,6 +270,7 @@ impl Application {
             arbiter.stop();
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
+        tracing::info!("analytics service stopped");
         served?;
         Ok(())
     }
