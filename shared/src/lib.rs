@@ -13,6 +13,7 @@ pub mod codec;
 pub mod db;
 pub mod db_outage;
 pub mod db_span;
+pub mod db_writes;
 pub mod events;
 pub mod http;
 pub mod metrics;

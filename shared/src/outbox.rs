@@ -17,6 +17,7 @@
 
 use crate::db::DatabaseKind;
 use crate::db_span::traced;
+use crate::db_writes::WriteGate;
 use crate::events::{EventId, EventType, Timestamp};
 use crate::nats::headers::{TraceHeaders, extract_context};
 use crate::nats::{EventPublisher, OutboundEvent};
@@ -199,6 +200,9 @@ pub enum RelayError {
 /// Publishes outbox rows. Wake it with [`OutboxRelay::notifier`] after a commit.
 pub struct OutboxRelay {
     pool: AnyPool,
+    /// The service's writers' queue: the relay's updates and purges wait
+    /// their turn with the service's transactions.
+    writes: WriteGate,
     publisher: EventPublisher,
     settings: RelaySettings,
     wake: Arc<Notify>,
@@ -206,9 +210,15 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    pub fn new(pool: AnyPool, publisher: EventPublisher, settings: RelaySettings) -> Self {
+    pub fn new(
+        pool: AnyPool,
+        writes: WriteGate,
+        publisher: EventPublisher,
+        settings: RelaySettings,
+    ) -> Self {
         Self {
             pool,
+            writes,
             publisher,
             settings,
             wake: Arc::default(),
@@ -262,6 +272,7 @@ impl OutboxRelay {
     }
 
     async fn mark_published(&self, seq: i64, stream_sequence: u64) -> Result<(), sqlx::Error> {
+        let _turn = self.writes.turn().await;
         sqlx::query(
             "UPDATE shopmesh_outbox SET published_at_ms = $1, stream_sequence = $2 WHERE seq = $3",
         )
@@ -297,6 +308,7 @@ impl OutboxRelay {
     /// Deletes published rows older than the retention.
     pub async fn purge(&self) -> Result<u64, sqlx::Error> {
         let cutoff = Timestamp::now().as_millis() - self.settings.retention.as_millis() as i64;
+        let _turn = self.writes.turn().await;
         let result = sqlx::query(
             "DELETE FROM shopmesh_outbox WHERE published_at_ms IS NOT NULL AND published_at_ms < $1",
         )

@@ -9,6 +9,7 @@
 use crate::auth::TokenKey;
 use crate::behaviour::BehaviourPublisher;
 use crate::db::{self, DatabaseKind, DatabaseSettings};
+use crate::db_writes::WriteGate;
 use crate::http::{
     JsonLimit, ReadinessCheck, healthz, no_route, readiness_response, trace_requests,
 };
@@ -137,6 +138,8 @@ pub struct ServiceCore {
     pub publisher: EventPublisher,
     pub pool: sqlx::AnyPool,
     pub db_kind: DatabaseKind,
+    /// Every write to `pool` goes through it (see `db_writes`).
+    pub writes: WriteGate,
     pub behaviour: BehaviourPublisher,
     /// Wake the outbox relay after committing a transaction that enqueued.
     pub outbox_wake: Arc<Notify>,
@@ -165,7 +168,13 @@ impl ServiceCore {
             &settings.backbone.publisher,
             &settings.backbone.streams,
         );
-        let relay = OutboxRelay::new(pool.clone(), publisher.clone(), settings.relay.clone());
+        let writes = WriteGate::new(settings.database.kind);
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            writes.clone(),
+            publisher.clone(),
+            settings.relay.clone(),
+        );
         let outbox_wake = relay.notifier();
         let shutdown = CancellationToken::new();
         let relay = tokio::spawn(relay.run(shutdown.clone()));
@@ -177,6 +186,7 @@ impl ServiceCore {
             publisher,
             pool,
             db_kind: settings.database.kind,
+            writes,
             behaviour,
             outbox_wake,
             shutdown,

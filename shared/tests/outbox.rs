@@ -3,6 +3,7 @@
 
 use shopmesh_shared::behaviour::BehaviourPublisher;
 use shopmesh_shared::db::{DatabaseKind, DatabaseSettings, connect};
+use shopmesh_shared::db_writes::WriteGate;
 use shopmesh_shared::events::{Event, UserId};
 use shopmesh_shared::nats::EventPublisher;
 use shopmesh_shared::nats::headers as h;
@@ -63,7 +64,7 @@ async fn stream_ids(backbone: &TestBackbone) -> Vec<String> {
 async fn committed_events_are_relayed_once_in_order_and_rolled_back_ones_never() {
     for database in test_databases().await {
         let backbone = TestBackbone::start().await;
-        let (pool, _) = pool_for(&database).await;
+        let (pool, kind) = pool_for(&database).await;
         let publisher = backbone.publisher();
         let user = UserId::new_v7();
         let events: Vec<Event> = (0..20).map(|_| viewed_by(user)).collect();
@@ -77,7 +78,12 @@ async fn committed_events_are_relayed_once_in_order_and_rolled_back_ones_never()
         rolled_back.rollback().await.unwrap();
 
         commit(&pool, &publisher, &events[10..]).await;
-        let relay = OutboxRelay::new(pool.clone(), publisher.clone(), relay_settings());
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            WriteGate::new(kind),
+            publisher.clone(),
+            relay_settings(),
+        );
         assert_eq!(relay.relay_once(100).await.unwrap(), 20);
         assert_eq!(
             relay.relay_once(100).await.unwrap(),
@@ -99,8 +105,13 @@ async fn with_nats_down_writes_succeed_and_every_event_arrives_once_when_it_retu
         backbone.settings.publisher.attempts = 2;
         backbone.settings.publisher.ack_timeout = Duration::from_millis(300);
         let publisher = backbone.publisher();
-        let (pool, _) = pool_for(&database).await;
-        let relay = OutboxRelay::new(pool.clone(), publisher.clone(), relay_settings());
+        let (pool, kind) = pool_for(&database).await;
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            WriteGate::new(kind),
+            publisher.clone(),
+            relay_settings(),
+        );
         let wake = relay.notifier();
         let shutdown = CancellationToken::new();
         let relaying = tokio::spawn(relay.run(shutdown.clone()));
@@ -142,7 +153,7 @@ async fn with_nats_down_writes_succeed_and_every_event_arrives_once_when_it_retu
 async fn the_trace_of_the_writing_request_travels_with_the_row() {
     let backbone = TestBackbone::start().await;
     let database = TestDatabase::sqlite();
-    let (pool, _) = pool_for(&database).await;
+    let (pool, kind) = pool_for(&database).await;
     let publisher = backbone.publisher();
     let event = viewed_by(UserId::new_v7());
     let outbound = publisher.prepare(&event).unwrap();
@@ -150,7 +161,7 @@ async fn the_trace_of_the_writing_request_travels_with_the_row() {
     let mut tx = pool.begin().await.unwrap();
     outbox::enqueue(&mut tx, &outbound).await.unwrap();
     tx.commit().await.unwrap();
-    OutboxRelay::new(pool, publisher, relay_settings())
+    OutboxRelay::new(pool, WriteGate::new(kind), publisher, relay_settings())
         .relay_once(10)
         .await
         .unwrap();

@@ -11,6 +11,7 @@
 
 use crate::catalog::Catalog;
 use crate::storage::releases;
+use shopmesh_shared::db_writes::WriteGate;
 use shopmesh_shared::events::{OrderId, Timestamp};
 use shopmesh_shared::metrics::metrics;
 use sqlx::AnyPool;
@@ -30,14 +31,16 @@ const BATCH: i64 = 100;
 
 pub struct StockReleaser {
     pool: AnyPool,
+    writes: WriteGate,
     catalog: Catalog,
     wake: Arc<Notify>,
 }
 
 impl StockReleaser {
-    pub fn new(pool: AnyPool, catalog: Catalog) -> Self {
+    pub fn new(pool: AnyPool, writes: WriteGate, catalog: Catalog) -> Self {
         Self {
             pool,
+            writes,
             catalog,
             wake: Arc::default(),
         }
@@ -93,6 +96,7 @@ impl StockReleaser {
         let orders = releases::pending(&self.pool, BATCH).await?;
         for &order_id in &orders {
             let answer = self.catalog.release(order_id).await?;
+            let _turn = self.writes.turn().await;
             releases::forget(&self.pool, order_id).await?;
             if answer.released {
                 tracing::info!(%order_id, "stock of a failed checkout given back");
@@ -115,10 +119,13 @@ enum Round {
 
 /// Records that `order_id`'s reservation must be given back, retrying until
 /// the database takes the row, then wakes the releaser.
-pub async fn queue_release(pool: &AnyPool, wake: &Notify, order_id: OrderId) {
+pub async fn queue_release(pool: &AnyPool, writes: &WriteGate, wake: &Notify, order_id: OrderId) {
     let mut retry = RETRY_MIN;
     loop {
-        match releases::record(pool, order_id, Timestamp::now().as_millis()).await {
+        let turn = writes.turn().await;
+        let recorded = releases::record(pool, order_id, Timestamp::now().as_millis()).await;
+        drop(turn);
+        match recorded {
             Ok(()) => {
                 wake.notify_one();
                 return;

@@ -25,9 +25,10 @@ impl Application {
         let core = ServiceCore::start(crate::SERVICE, &settings.core).await?;
         migrate(&core.pool, sqlx::migrate!("./migrations"), crate::SERVICE).await?;
         let catalog = Catalog::new(core.client.clone(), settings.rpc_timeout);
-        let releaser = StockReleaser::new(core.pool.clone(), catalog.clone());
+        let releaser = StockReleaser::new(core.pool.clone(), core.writes.clone(), catalog.clone());
         let state = web::Data::new(AppState {
             pool: core.pool.clone(),
+            writes: core.writes.clone(),
             catalog,
             publisher: core.publisher.clone(),
             behaviour: core.behaviour.clone(),

@@ -4,7 +4,7 @@
 //! endpoints in `rpc` are a thin transport over these.
 
 use crate::catalogue;
-use crate::repository::{self, reservations};
+use crate::repository::reservations;
 use crate::state::{AppState, now_ms};
 use anyhow::Context;
 use shopmesh_shared::events::{OrderId, ProductId, ProductUpdated};
@@ -134,7 +134,9 @@ async fn try_reserve(
     order: OrderId,
     lines: &BTreeMap<ProductId, u32>,
 ) -> anyhow::Result<ReserveResponse> {
-    let mut tx = repository::begin_write(&state.pool, state.db_kind)
+    let mut tx = state
+        .writes
+        .begin(&state.pool)
         .await
         .context("begin reservation")?;
     if !reservations::claim(&mut tx, order)
@@ -232,7 +234,9 @@ pub async fn release(
     state: &AppState,
     request: &ReleaseRequest,
 ) -> Result<ReleaseResponse, InventoryError> {
-    let mut tx = repository::begin_write(&state.pool, state.db_kind)
+    let mut tx = state
+        .writes
+        .begin(&state.pool)
         .await
         .context("begin release")?;
     let now = now_ms();

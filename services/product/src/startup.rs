@@ -27,7 +27,7 @@ impl Application {
 
         let state = AppState {
             pool: core.pool.clone(),
-            db_kind: core.db_kind,
+            writes: core.writes.clone(),
             publisher: core.publisher.clone(),
             behaviour: core.behaviour.clone(),
             outbox_wake: core.outbox_wake.clone(),

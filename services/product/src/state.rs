@@ -6,7 +6,7 @@ use crate::cache::{ListingCache, ProductCache};
 use crate::domain::Product;
 use crate::shared_reads::SharedReads;
 use shopmesh_shared::behaviour::BehaviourPublisher;
-use shopmesh_shared::db::DatabaseKind;
+use shopmesh_shared::db_writes::WriteGate;
 use shopmesh_shared::events::{Event, EventMeta, EventPayload, ProductId, Timestamp, UserId};
 use shopmesh_shared::nats::EventPublisher;
 use sqlx::AnyPool;
@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: AnyPool,
-    pub db_kind: DatabaseKind,
+    /// Every write to `pool` goes through it.
+    pub writes: WriteGate,
     pub publisher: EventPublisher,
     pub behaviour: BehaviourPublisher,
     pub outbox_wake: Arc<Notify>,

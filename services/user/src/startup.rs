@@ -37,6 +37,7 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let pool = web::Data::new(core.pool.clone());
+        let writes = web::Data::new(core.writes.clone());
         let publisher = web::Data::new(core.publisher.clone());
         let behaviour = web::Data::new(core.behaviour.clone());
         let outbox_wake = web::Data::from(core.outbox_wake.clone());
@@ -49,6 +50,7 @@ impl Application {
         });
         let configure = move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(pool.clone())
+                .app_data(writes.clone())
                 .app_data(publisher.clone())
                 .app_data(behaviour.clone())
                 .app_data(outbox_wake.clone())

@@ -8,6 +8,7 @@ pub use cart::AddItem;
 use crate::catalog::Catalog;
 use actix_web::web;
 use shopmesh_shared::behaviour::BehaviourPublisher;
+use shopmesh_shared::db_writes::WriteGate;
 use shopmesh_shared::http::method_not_allowed;
 use shopmesh_shared::nats::EventPublisher;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use tokio::sync::Notify;
 /// What every handler may use.
 pub struct AppState {
     pub pool: sqlx::AnyPool,
+    /// Every write to `pool` goes through it.
+    pub writes: WriteGate,
     pub catalog: Catalog,
     pub publisher: EventPublisher,
     pub behaviour: BehaviourPublisher,

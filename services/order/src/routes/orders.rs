@@ -100,7 +100,7 @@ async fn record_placed(state: &AppState, order: &Order) -> Result<(), OrderError
         .publisher
         .prepare(&event)
         .map_err(|e| OrderError::Unexpected(e.into()))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.writes.begin(&state.pool).await?;
     orders::insert(&mut tx, order).await?;
     cart::clear(&mut tx, order.user_id).await?;
     outbox::enqueue(&mut tx, &outbound).await?;
@@ -112,9 +112,9 @@ async fn record_placed(state: &AppState, order: &Order) -> Result<(), OrderError
 /// Hands a reservation to the releaser in the background (recorded in the
 /// database: stock held for an order that does not exist is lost stock).
 fn release_later(state: &AppState, order_id: OrderId) {
-    let pool = state.pool.clone();
+    let (pool, writes) = (state.pool.clone(), state.writes.clone());
     let wake = state.release_wake.clone();
-    tokio::spawn(async move { queue_release(&pool, &wake, order_id).await });
+    tokio::spawn(async move { queue_release(&pool, &writes, &wake, order_id).await });
 }
 
 /// After writing a reserved order failed: releases its reservation unless
@@ -124,7 +124,7 @@ fn release_later(state: &AppState, order_id: OrderId) {
 /// read once the database answers again (an aborted transaction is gone by
 /// then, a committed one visible).
 fn release_unless_recorded(state: &AppState, order_id: OrderId) {
-    let pool = state.pool.clone();
+    let (pool, writes) = (state.pool.clone(), state.writes.clone());
     let wake = state.release_wake.clone();
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
@@ -142,7 +142,7 @@ fn release_unless_recorded(state: &AppState, order_id: OrderId) {
                 }
             }
         }
-        queue_release(&pool, &wake, order_id).await;
+        queue_release(&pool, &writes, &wake, order_id).await;
     });
 }
 
@@ -199,7 +199,7 @@ pub async fn cancel(
         .publisher
         .prepare(&event)
         .map_err(|e| OrderError::Unexpected(e.into()))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.writes.begin(&state.pool).await?;
     if !orders::mark_cancelled(&mut tx, id, now).await? {
         return Err(OrderError::AlreadyCancelled);
     }

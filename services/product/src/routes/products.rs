@@ -8,7 +8,7 @@ use crate::domain::{
     ListQuery, NewProduct, PriceCents, Product, ProductChange, ProductName, Stock,
 };
 use crate::error::ProductError;
-use crate::repository::{self, products};
+use crate::repository::products;
 use crate::state::{AppState, now_ms};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
@@ -84,7 +84,9 @@ pub async fn create(
     let new = body.into_inner().validate()?;
     let id = ProductId::new_v7();
     tracing::Span::current().record("product_id", tracing::field::display(id));
-    let mut tx = repository::begin_write(&state.pool, state.db_kind)
+    let mut tx = state
+        .writes
+        .begin(&state.pool)
         .await
         .context("begin create product")?;
     let product = products::insert(&mut tx, id, &new, now_ms())
@@ -148,7 +150,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ProductError> {
     let id = path_id(&path)?;
     let change = body.into_inner().validate()?;
-    let mut tx = repository::begin_write(&state.pool, state.db_kind)
+    let mut tx = state
+        .writes
+        .begin(&state.pool)
         .await
         .context("begin update product")?;
     let product = products::update(&mut tx, id, change, now_ms())

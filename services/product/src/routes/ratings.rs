@@ -5,7 +5,7 @@ use super::path_id;
 use crate::catalogue;
 use crate::domain::Stars;
 use crate::error::ProductError;
-use crate::repository::{self, ratings};
+use crate::repository::ratings;
 use crate::state::{AppState, now_ms};
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
@@ -45,7 +45,9 @@ pub async fn rate(
 ) -> Result<HttpResponse, ProductError> {
     let id = path_id(&path)?;
     let stars = body.into_inner().validate()?;
-    let mut tx = repository::begin_write(&state.pool, state.db_kind)
+    let mut tx = state
+        .writes
+        .begin(&state.pool)
         .await
         .context("begin rating")?;
     let rating = ratings::rate(&mut tx, id, user.0, stars, now_ms())

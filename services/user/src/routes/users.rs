@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use shopmesh_shared::db_writes::WriteGate;
 use shopmesh_shared::events::{Event, EventMeta, UserId, UserRegistered};
 use shopmesh_shared::http::{AuthenticatedUser, JsonBody};
 use shopmesh_shared::nats::EventPublisher;
@@ -72,6 +73,7 @@ impl From<User> for UserResponse {
 pub async fn register(
     body: JsonBody<RegisterRequest>,
     pool: web::Data<AnyPool>,
+    writes: web::Data<WriteGate>,
     publisher: web::Data<EventPublisher>,
     outbox_wake: web::Data<Notify>,
     hasher: web::Data<PasswordHasher>,
@@ -97,7 +99,10 @@ pub async fn register(
         .prepare(&event)
         .context("encoding user.registered")?;
 
-    let mut tx = pool.begin().await.context("beginning a transaction")?;
+    let mut tx = writes
+        .begin(&pool)
+        .await
+        .context("beginning a transaction")?;
     let new_user = NewUser {
         id,
         email: &email,
