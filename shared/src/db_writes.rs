@@ -12,8 +12,8 @@
 //! handler stays as the backstop for writers outside the process.
 //!
 //! Every write of a service goes through its gate: transactions that will
-//! write begin with [`WriteGate::begin`], single statements run inside a
-//! [`WriteGate::turn`]. Postgres locks rows, not the database, so there the
+//! write begin with [`WriteGate::begin`], single statements run
+//! [`WriteGate::in_turn`]. Postgres locks rows, not the database, so there the
 //! gate lets everything through at once.
 
 use crate::db::DatabaseKind;
@@ -34,6 +34,12 @@ impl WriteGate {
     pub fn new(kind: DatabaseKind) -> Self {
         let queue = (kind == DatabaseKind::Sqlite).then(Arc::default);
         Self { kind, queue }
+    }
+
+    /// Runs `write` (a statement outside a transaction) in turn.
+    pub async fn in_turn<T>(&self, write: impl Future<Output = T>) -> T {
+        let _turn = self.turn().await;
+        write.await
     }
 
     /// Waits for this writer's turn; the turn lasts until the value is dropped.
@@ -177,11 +183,10 @@ mod tests {
             let (gate, pool) = (gate.clone(), pool.clone());
             writers.spawn(async move {
                 if writer % 4 == 0 {
-                    let _turn = gate.turn().await;
-                    sqlx::query("INSERT INTO rows (writer, step) VALUES ($1, 0)")
+                    let insert = sqlx::query("INSERT INTO rows (writer, step) VALUES ($1, 0)")
                         .bind(writer)
-                        .execute(&pool)
-                        .await?;
+                        .execute(&pool);
+                    gate.in_turn(insert).await?;
                     return Ok::<_, sqlx::Error>(());
                 }
                 let mut tx = gate.begin(&pool).await?;

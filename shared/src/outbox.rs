@@ -272,15 +272,14 @@ impl OutboxRelay {
     }
 
     async fn mark_published(&self, seq: i64, stream_sequence: u64) -> Result<(), sqlx::Error> {
-        let _turn = self.writes.turn().await;
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE shopmesh_outbox SET published_at_ms = $1, stream_sequence = $2 WHERE seq = $3",
         )
         .bind(Timestamp::now().as_millis())
         .bind(stream_sequence as i64)
         .bind(seq)
-        .execute(traced(&self.pool))
-        .await?;
+        .execute(traced(&self.pool));
+        self.writes.in_turn(update).await?;
         Ok(())
     }
 
@@ -308,13 +307,12 @@ impl OutboxRelay {
     /// Deletes published rows older than the retention.
     pub async fn purge(&self) -> Result<u64, sqlx::Error> {
         let cutoff = Timestamp::now().as_millis() - self.settings.retention.as_millis() as i64;
-        let _turn = self.writes.turn().await;
-        let result = sqlx::query(
+        let delete = sqlx::query(
             "DELETE FROM shopmesh_outbox WHERE published_at_ms IS NOT NULL AND published_at_ms < $1",
         )
         .bind(cutoff)
-        .execute(traced(&self.pool))
-        .await?;
+        .execute(traced(&self.pool));
+        let result = self.writes.in_turn(delete).await?;
         Ok(result.rows_affected())
     }
 

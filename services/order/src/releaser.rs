@@ -96,8 +96,9 @@ impl StockReleaser {
         let orders = releases::pending(&self.pool, BATCH).await?;
         for &order_id in &orders {
             let answer = self.catalog.release(order_id).await?;
-            let _turn = self.writes.turn().await;
-            releases::forget(&self.pool, order_id).await?;
+            self.writes
+                .in_turn(releases::forget(&self.pool, order_id))
+                .await?;
             if answer.released {
                 tracing::info!(%order_id, "stock of a failed checkout given back");
             }
@@ -122,10 +123,8 @@ enum Round {
 pub async fn queue_release(pool: &AnyPool, writes: &WriteGate, wake: &Notify, order_id: OrderId) {
     let mut retry = RETRY_MIN;
     loop {
-        let turn = writes.turn().await;
-        let recorded = releases::record(pool, order_id, Timestamp::now().as_millis()).await;
-        drop(turn);
-        match recorded {
+        let record = releases::record(pool, order_id, Timestamp::now().as_millis());
+        match writes.in_turn(record).await {
             Ok(()) => {
                 wake.notify_one();
                 return;

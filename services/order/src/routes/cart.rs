@@ -55,10 +55,8 @@ pub async fn add_item(
         .product(product_id)
         .await?
         .ok_or(OrderError::UnknownProduct(product_id))?;
-    let turn = state.writes.turn().await;
-    let added = cart::add(&state.pool, user.0, &product, quantity).await;
-    drop(turn);
-    let total = added?.ok_or_else(|| {
+    let add = cart::add(&state.pool, user.0, &product, quantity);
+    let total = state.writes.in_turn(add).await?.ok_or_else(|| {
         OrderError::invalid(
             "quantity",
             format!("a cart line holds at most {} items", Quantity::MAX),
@@ -91,10 +89,12 @@ pub async fn remove_item(
 ) -> Result<HttpResponse, OrderError> {
     let product_id = ProductId::parse(&path.into_inner())
         .map_err(|e| OrderError::invalid("product_id", e.to_string()))?;
-    let turn = state.writes.turn().await;
-    let removed = cart::remove(&state.pool, user.0, product_id).await;
-    drop(turn);
-    let category = removed?.ok_or(OrderError::NotInCart(product_id))?;
+    let remove = cart::remove(&state.pool, user.0, product_id);
+    let category = state
+        .writes
+        .in_turn(remove)
+        .await?
+        .ok_or(OrderError::NotInCart(product_id))?;
     state.behaviour.emit(Event::new(
         EventMeta::new(crate::SERVICE, Some(user.0)),
         CartItemRemoved {
