@@ -782,6 +782,7 @@ fn the_grafana_dashboard_queries_only_metrics_the_code_exports() {
         "shopmesh_pending_releases",
         "shopmesh_consumer_restarts_total",
         "shopmesh_cache_lookups_total",
+        "shopmesh_db_write_wait_seconds",
     ] {
         assert!(used.contains(needed), "{file}: no panel shows {needed}");
     }

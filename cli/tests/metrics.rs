@@ -71,6 +71,11 @@ async fn every_service_exposes_request_and_event_metrics() {
         &[("method", "POST"), ("route", "/orders"), ("status", "201")],
     );
     assert_eq!(checkouts, Some(1.0));
+    // Each write above (the registration, the product, the cart line, the
+    // reservation, the order) waited its turn at its service's SQLite write
+    // queue; the outbox relays' updates add to that.
+    let write_turns = value(&scrape, "shopmesh_db_write_wait_seconds_count", &[]);
+    assert!(write_turns.is_some_and(|n| n >= 5.0), "{write_turns:?}");
     eventually(
         Duration::from_secs(20),
         "order.placed counted as published",

@@ -17,9 +17,11 @@
 //! gate lets everything through at once.
 
 use crate::db::DatabaseKind;
+use crate::metrics::metrics;
 use sqlx::{Any, AnyPool, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// A service's queue of writers; cheap to clone, clones share the queue.
@@ -42,14 +44,18 @@ impl WriteGate {
         write.await
     }
 
-    /// Waits for this writer's turn; the turn lasts until the value is dropped.
+    /// Waits for this writer's turn; the turn lasts until the value is
+    /// dropped. The wait is recorded in `shopmesh_db_write_wait_seconds`.
     pub async fn turn(&self) -> WriteTurn {
-        WriteTurn {
-            _held: match &self.queue {
-                Some(queue) => Some(queue.clone().lock_owned().await),
-                None => None,
-            },
-        }
+        let Some(queue) = &self.queue else {
+            return WriteTurn { _held: None };
+        };
+        let asked = Instant::now();
+        let held = queue.clone().lock_owned().await;
+        metrics()
+            .db_write_wait
+            .observe(asked.elapsed().as_secs_f64());
+        WriteTurn { _held: Some(held) }
     }
 
     /// Starts a transaction that will write, in turn. On SQLite it takes the
@@ -178,6 +184,7 @@ mod tests {
         // transaction open over several statements) all get through, and
         // single statements in turn interleave with them.
         let gate = WriteGate::new(DatabaseKind::Sqlite);
+        let waits_before = metrics().db_write_wait.get_sample_count();
         let mut writers = tokio::task::JoinSet::new();
         for writer in 0..32i64 {
             let (gate, pool) = (gate.clone(), pool.clone());
@@ -209,6 +216,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, 8 + 24 * 3);
+        // Every turn's wait is in the histogram (other tests may add more).
+        assert!(metrics().db_write_wait.get_sample_count() >= waits_before + 32);
     }
 
     #[tokio::test]

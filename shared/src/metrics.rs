@@ -46,6 +46,9 @@ pub struct Metrics {
     pub consumer_restarts: IntCounterVec,
     /// Time from the request to the answer of a recommendation query.
     pub recommendation_duration: Histogram,
+    /// Time a write waited for its turn at the service's write queue
+    /// (SQLite only; see `db_writes`).
+    pub db_write_wait: Histogram,
     /// Deliveries sent to a partition actor and not yet applied, by
     /// partition: its mailbox depth as the consumer sees it.
     pub actor_mailbox: IntGaugeVec,
@@ -159,6 +162,17 @@ impl Metrics {
         registry
             .register(Box::new(recommendation_duration.clone()))
             .expect("metric registered once");
+        let db_write_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "shopmesh_db_write_wait_seconds",
+                "Time a write waited for its turn at the service's SQLite write queue",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(db_write_wait.clone()))
+            .expect("metric registered once");
         let by_partition = |name: &str, help: &str| {
             let metric =
                 IntGaugeVec::new(Opts::new(name, help), &["partition"]).expect("valid metric");
@@ -197,6 +211,7 @@ impl Metrics {
             consumer_lag,
             consumer_restarts,
             recommendation_duration,
+            db_write_wait,
         }
     }
 
