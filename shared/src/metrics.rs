@@ -68,11 +68,10 @@ impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("metric registered once");
-            metric
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         let http_requests = counter(
             "shopmesh_http_requests_total",
@@ -123,23 +122,17 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("metric registered once");
+        let http_duration = register(&registry, http_duration);
         let outbox_backlog =
             IntGauge::new("shopmesh_outbox_backlog", "Outbox rows not yet published")
                 .expect("valid metric");
-        registry
-            .register(Box::new(outbox_backlog.clone()))
-            .expect("metric registered once");
+        let outbox_backlog = register(&registry, outbox_backlog);
         let pending_releases = IntGauge::new(
             "shopmesh_pending_releases",
             "Stock reservations of failed checkouts not yet given back",
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(pending_releases.clone()))
-            .expect("metric registered once");
+        let pending_releases = register(&registry, pending_releases);
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
                 "shopmesh_consumer_lag",
@@ -148,38 +141,29 @@ impl Metrics {
             &["partition"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(consumer_lag.clone()))
-            .expect("metric registered once");
-        let recommendation_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "shopmesh_recommendation_duration_seconds",
-                "Time to answer a recommendation query",
+        let consumer_lag = register(&registry, consumer_lag);
+        let latency = |name: &str, help: &str| {
+            register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
             )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(recommendation_duration.clone()))
-            .expect("metric registered once");
-        let db_write_wait = Histogram::with_opts(
-            HistogramOpts::new(
-                "shopmesh_db_write_wait_seconds",
-                "Time a write waited for its turn at the service's SQLite write queue",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(db_write_wait.clone()))
-            .expect("metric registered once");
+        };
+        let recommendation_duration = latency(
+            "shopmesh_recommendation_duration_seconds",
+            "Time to answer a recommendation query",
+        );
+        let db_write_wait = latency(
+            "shopmesh_db_write_wait_seconds",
+            "Time a write waited for its turn at the service's SQLite write queue",
+        );
         let by_partition = |name: &str, help: &str| {
-            let metric =
-                IntGaugeVec::new(Opts::new(name, help), &["partition"]).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("metric registered once");
-            metric
+            register(
+                &registry,
+                IntGaugeVec::new(Opts::new(name, help), &["partition"]).expect("valid metric"),
+            )
         };
         let actor_mailbox = by_partition(
             "shopmesh_actor_mailbox_depth",
@@ -223,6 +207,14 @@ impl Metrics {
             .expect("text encoding into memory cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
     }
+}
+
+/// Registers `metric` in `registry` and hands it back.
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
 }
 
 /// The process's metrics.
