@@ -25,7 +25,7 @@ use crate::settings::{Env, SettingsError};
 use async_nats::Subject;
 use bytes::Bytes;
 use opentelemetry::trace::TraceContextExt;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -101,6 +101,28 @@ pub async fn backlog(pool: &AnyPool) -> Result<i64, sqlx::Error> {
         .fetch_one(traced(pool))
         .await?;
     row.try_get::<i64, _>(0)
+}
+
+/// Rows marked published per statement: two parameters each, well under
+/// SQLite's and Postgres's limits on parameters.
+const MARK_CHUNK: usize = 500;
+
+/// `UPDATE` marking `rows` rows published: `$1` the time, then each row's
+/// `seq` and stream sequence.
+fn mark_published_sql(rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql =
+        String::from("UPDATE shopmesh_outbox SET published_at_ms = $1, stream_sequence = CASE seq");
+    for row in 0..rows {
+        let _ = write!(sql, " WHEN ${} THEN ${}", 2 + 2 * row, 3 + 2 * row);
+    }
+    sql.push_str(" END WHERE seq IN (");
+    for row in 0..rows {
+        let separator = if row == 0 { "" } else { ", " };
+        let _ = write!(sql, "{separator}${}", 2 + 2 * row);
+    }
+    sql.push(')');
+    sql
 }
 
 /// How the relay polls, batches and keeps rows.
@@ -271,15 +293,23 @@ impl OutboxRelay {
             .collect()
     }
 
-    async fn mark_published(&self, seq: i64, stream_sequence: u64) -> Result<(), sqlx::Error> {
-        let update = sqlx::query(
-            "UPDATE shopmesh_outbox SET published_at_ms = $1, stream_sequence = $2 WHERE seq = $3",
-        )
-        .bind(Timestamp::now().as_millis())
-        .bind(stream_sequence as i64)
-        .bind(seq)
-        .execute(traced(&self.pool));
-        self.writes.in_turn(update).await?;
+    /// Marks rows published, with their stream sequences: one statement per
+    /// [`MARK_CHUNK`] rows, each in its own turn at the write queue (one
+    /// write per round instead of one per row: a checkout's four
+    /// `product.updated` rows were four writes).
+    async fn mark_published(&self, published: &[(i64, u64)]) -> Result<(), sqlx::Error> {
+        let now = Timestamp::now().as_millis();
+        for chunk in published.chunks(MARK_CHUNK) {
+            // Placeholders only: the text depends on the row count alone.
+            let sql = AssertSqlSafe(mark_published_sql(chunk.len()));
+            let mut update = sqlx::query(sql).bind(now);
+            for &(seq, stream_sequence) in chunk {
+                update = update.bind(seq).bind(stream_sequence as i64);
+            }
+            self.writes
+                .in_turn(update.execute(traced(&self.pool)))
+                .await?;
+        }
         Ok(())
     }
 
@@ -294,14 +324,28 @@ impl OutboxRelay {
                 self.publisher.send(outbound).instrument(span).await?,
             ));
         }
-        let mut relayed = 0;
+        let mut published = Vec::with_capacity(sent.len());
+        let mut failure = None;
         for (seq, pending) in sent {
-            let published = pending.confirm().await?;
-            self.mark_published(seq, published.stream_sequence).await?;
-            relayed += 1;
-            self.stats.relayed.fetch_add(1, Ordering::Relaxed);
+            match pending.confirm().await {
+                Ok(stored) => published.push((seq, stored.stream_sequence)),
+                Err(error) => {
+                    // The rows confirmed before it are marked; it and the
+                    // rest stay pending and go again (the duplicate window
+                    // drops any the server already has).
+                    failure = Some(error);
+                    break;
+                }
+            }
         }
-        Ok(relayed)
+        self.mark_published(&published).await?;
+        self.stats
+            .relayed
+            .fetch_add(published.len() as u64, Ordering::Relaxed);
+        match failure {
+            Some(error) => Err(error.into()),
+            None => Ok(published.len()),
+        }
     }
 
     /// Deletes published rows older than the retention.

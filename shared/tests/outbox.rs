@@ -16,6 +16,16 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The relay of `pool`'s outbox, with its own write queue.
+fn relay_over(pool: &sqlx::AnyPool, kind: DatabaseKind, publisher: &EventPublisher) -> OutboxRelay {
+    OutboxRelay::new(
+        pool.clone(),
+        WriteGate::new(kind),
+        publisher.clone(),
+        relay_settings(),
+    )
+}
+
 async fn pool_for(database: &TestDatabase) -> (sqlx::AnyPool, DatabaseKind) {
     let settings = DatabaseSettings::from_env(
         &Env::from_pairs([("DATABASE_URL", database.url.as_str())]),
@@ -78,12 +88,7 @@ async fn committed_events_are_relayed_once_in_order_and_rolled_back_ones_never()
         rolled_back.rollback().await.unwrap();
 
         commit(&pool, &publisher, &events[10..]).await;
-        let relay = OutboxRelay::new(
-            pool.clone(),
-            WriteGate::new(kind),
-            publisher.clone(),
-            relay_settings(),
-        );
+        let relay = relay_over(&pool, kind, &publisher);
         assert_eq!(relay.relay_once(100).await.unwrap(), 20);
         assert_eq!(
             relay.relay_once(100).await.unwrap(),
@@ -98,6 +103,38 @@ async fn committed_events_are_relayed_once_in_order_and_rolled_back_ones_never()
 }
 
 #[tokio::test]
+async fn a_round_larger_than_one_marking_statement_marks_every_row_once() {
+    for database in test_databases().await {
+        let backbone = TestBackbone::start().await;
+        let (pool, kind) = pool_for(&database).await;
+        let publisher = backbone.publisher();
+        let user = UserId::new_v7();
+        // More rows than one UPDATE marks (500), in one round.
+        let events: Vec<Event> = (0..1_203).map(|_| viewed_by(user)).collect();
+        commit(&pool, &publisher, &events).await;
+        let relay = relay_over(&pool, kind, &publisher);
+        assert_eq!(relay.relay_once(2_000).await.unwrap(), 1_203);
+        assert_eq!(
+            outbox::backlog(&pool).await.unwrap(),
+            0,
+            "{:?}",
+            database.kind
+        );
+        assert_eq!(relay.relay_once(2_000).await.unwrap(), 0, "nothing re-sent");
+        assert_eq!(stream_ids(&backbone).await.len(), 1_203);
+        // Each row got its own message's stream sequence: one partition's
+        // stream (one user), so increasing with the rows.
+        let sequences: Vec<i64> =
+            sqlx::query_scalar("SELECT stream_sequence FROM shopmesh_outbox ORDER BY seq")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(sequences.len(), 1_203);
+        assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
+    }
+}
+
+#[tokio::test]
 async fn with_nats_down_writes_succeed_and_every_event_arrives_once_when_it_returns() {
     for database in test_databases().await {
         let mut backbone = TestBackbone::start().await;
@@ -106,12 +143,7 @@ async fn with_nats_down_writes_succeed_and_every_event_arrives_once_when_it_retu
         backbone.settings.publisher.ack_timeout = Duration::from_millis(300);
         let publisher = backbone.publisher();
         let (pool, kind) = pool_for(&database).await;
-        let relay = OutboxRelay::new(
-            pool.clone(),
-            WriteGate::new(kind),
-            publisher.clone(),
-            relay_settings(),
-        );
+        let relay = relay_over(&pool, kind, &publisher);
         let wake = relay.notifier();
         let shutdown = CancellationToken::new();
         let relaying = tokio::spawn(relay.run(shutdown.clone()));
@@ -161,7 +193,7 @@ async fn the_trace_of_the_writing_request_travels_with_the_row() {
     let mut tx = pool.begin().await.unwrap();
     outbox::enqueue(&mut tx, &outbound).await.unwrap();
     tx.commit().await.unwrap();
-    OutboxRelay::new(pool, WriteGate::new(kind), publisher, relay_settings())
+    relay_over(&pool, kind, &publisher)
         .relay_once(10)
         .await
         .unwrap();
