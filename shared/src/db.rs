@@ -136,6 +136,23 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<AnyPool, sqlx::Error
     options.connect(&settings.url).await
 }
 
+/// The `VALUES` list of a multi-row `INSERT`: `rows` groups of `columns`
+/// numbered placeholders, `($1, $2), ($3, $4)`, the same on SQLite and
+/// Postgres. Bind row by row, column by column.
+pub fn values_placeholders(rows: usize, columns: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            let separator = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{separator}${}", 1 + row * columns + column);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -147,6 +164,13 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_placeholders_number_row_by_row() {
+        assert_eq!(values_placeholders(1, 3), "($1, $2, $3)");
+        assert_eq!(values_placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values_placeholders(0, 2), "");
+    }
 
     #[test]
     fn sqlite_in_the_data_folder_by_default() {

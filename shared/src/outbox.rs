@@ -15,7 +15,7 @@
 //! rows. Several relays on one database (replicas) publish the same rows; the
 //! duplicate window makes that harmless inside it.
 
-use crate::db::DatabaseKind;
+use crate::db::{DatabaseKind, values_placeholders};
 use crate::db_span::traced;
 use crate::db_writes::WriteGate;
 use crate::events::{EventId, EventType, Timestamp};
@@ -78,20 +78,39 @@ pub async fn ensure_schema(pool: &AnyPool, kind: DatabaseKind) -> Result<(), sql
 /// Writes `event` into the outbox on `conn`, which must be the caller's open
 /// transaction: the event commits or rolls back with the change.
 pub async fn enqueue(conn: &mut AnyConnection, event: &OutboundEvent) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO shopmesh_outbox
-            (event_id, event_type, subject, body, traceparent, tracestate, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event.event_id.to_string())
-    .bind(event.event_type.as_str())
-    .bind(event.subject.to_string())
-    .bind(event.body.to_vec())
-    .bind(event.trace.traceparent.clone())
-    .bind(event.trace.tracestate.clone())
-    .bind(Timestamp::now().as_millis())
-    .execute(traced(conn))
-    .await?;
+    enqueue_all(conn, std::slice::from_ref(event)).await
+}
+
+/// [`enqueue`] for several events, in one statement (one round trip to the
+/// database while the transaction holds the write lock); relayed in order.
+pub async fn enqueue_all(
+    conn: &mut AnyConnection,
+    events: &[OutboundEvent],
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 7;
+    // Well under SQLite's and Postgres's limits on parameters.
+    for chunk in events.chunks(1_000) {
+        let sql = format!(
+            "INSERT INTO shopmesh_outbox
+                (event_id, event_type, subject, body, traceparent, tracestate, created_at_ms)
+             VALUES {}",
+            values_placeholders(chunk.len(), COLUMNS)
+        );
+        // Placeholders only: the text depends on the row count alone.
+        let mut insert = sqlx::query(AssertSqlSafe(sql));
+        let now = Timestamp::now().as_millis();
+        for event in chunk {
+            insert = insert
+                .bind(event.event_id.to_string())
+                .bind(event.event_type.as_str())
+                .bind(event.subject.to_string())
+                .bind(event.body.to_vec())
+                .bind(event.trace.traceparent.clone())
+                .bind(event.trace.tracestate.clone())
+                .bind(now);
+        }
+        insert.execute(traced(&mut *conn)).await?;
+    }
     Ok(())
 }
 

@@ -103,15 +103,22 @@ async fn committed_events_are_relayed_once_in_order_and_rolled_back_ones_never()
 }
 
 #[tokio::test]
-async fn a_round_larger_than_one_marking_statement_marks_every_row_once() {
+async fn rows_enqueued_together_are_relayed_in_order_and_marked_once_in_large_rounds() {
     for database in test_databases().await {
         let backbone = TestBackbone::start().await;
         let (pool, kind) = pool_for(&database).await;
         let publisher = backbone.publisher();
         let user = UserId::new_v7();
-        // More rows than one UPDATE marks (500), in one round.
+        // More rows than one UPDATE marks (500), in one round; enqueued
+        // together, in more than one INSERT (1 000 rows each).
         let events: Vec<Event> = (0..1_203).map(|_| viewed_by(user)).collect();
-        commit(&pool, &publisher, &events).await;
+        let outbound: Vec<_> = events
+            .iter()
+            .map(|e| publisher.prepare(e).unwrap())
+            .collect();
+        let mut tx = pool.begin().await.unwrap();
+        outbox::enqueue_all(&mut tx, &outbound).await.unwrap();
+        tx.commit().await.unwrap();
         let relay = relay_over(&pool, kind, &publisher);
         assert_eq!(relay.relay_once(2_000).await.unwrap(), 1_203);
         assert_eq!(
@@ -121,7 +128,8 @@ async fn a_round_larger_than_one_marking_statement_marks_every_row_once() {
             database.kind
         );
         assert_eq!(relay.relay_once(2_000).await.unwrap(), 0, "nothing re-sent");
-        assert_eq!(stream_ids(&backbone).await.len(), 1_203);
+        let expected: Vec<String> = events.iter().map(|e| e.meta.event_id.to_string()).collect();
+        assert_eq!(stream_ids(&backbone).await, expected, "in order, once");
         // Each row got its own message's stream sequence: one partition's
         // stream (one user), so increasing with the rows.
         let sequences: Vec<i64> =

@@ -209,18 +209,17 @@ async fn try_reserve(
             ReserveResponse::Unknown { missing }
         });
     }
-    for line in &reserved {
-        reservations::insert(&mut tx, order, line)
-            .await
-            .context("record reservation")?;
-    }
-    for update in updates {
-        let event = AppState::event(None, update);
-        let outbound = state.publisher.prepare(&event).context("encode event")?;
-        outbox::enqueue(&mut tx, &outbound)
-            .await
-            .context("enqueue product.updated")?;
-    }
+    reservations::insert_all(&mut tx, order, &reserved)
+        .await
+        .context("record reservation")?;
+    let outbound = updates
+        .into_iter()
+        .map(|update| state.publisher.prepare(&AppState::event(None, update)))
+        .collect::<Result<Vec<_>, _>>()
+        .context("encode event")?;
+    outbox::enqueue_all(&mut tx, &outbound)
+        .await
+        .context("enqueue product.updated")?;
     tx.commit().await.context("commit reservation")?;
     state.outbox_wake.notify_one();
     catalogue::changed(state, lines.keys()).await;
@@ -251,6 +250,7 @@ pub async fn release(
         return Ok(ReleaseResponse { released: false });
     }
     let given_back: Vec<ProductId> = lines.iter().map(|(id, _)| *id).collect();
+    let mut outbound = Vec::with_capacity(lines.len());
     for (product_id, quantity) in lines {
         // Products are never deleted, so a reserved one is always there.
         let Some(moved) = reservations::give_back(&mut tx, product_id, quantity, now)
@@ -267,11 +267,11 @@ pub async fn release(
                 stock: moved.stock,
             },
         );
-        let outbound = state.publisher.prepare(&event).context("encode event")?;
-        outbox::enqueue(&mut tx, &outbound)
-            .await
-            .context("enqueue product.updated")?;
+        outbound.push(state.publisher.prepare(&event).context("encode event")?);
     }
+    outbox::enqueue_all(&mut tx, &outbound)
+        .await
+        .context("enqueue product.updated")?;
     tx.commit().await.context("commit release")?;
     state.outbox_wake.notify_one();
     catalogue::changed(state, &given_back).await;

@@ -2,10 +2,11 @@
 //! in `products` that go with it.
 
 use super::{category, product_id};
+use shopmesh_shared::db::values_placeholders;
 use shopmesh_shared::db_span::traced;
 use shopmesh_shared::events::{Category, OrderId, ProductId};
 use shopmesh_shared::rpc::ReservedLine;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 /// What a stock move returns: the product as it is afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,24 +103,35 @@ pub async fn stock_of(conn: &mut AnyConnection, product: ProductId) -> sqlx::Res
         .transpose()
 }
 
-pub async fn insert(
+/// Records `order`'s reserved lines, in one statement (one round trip while
+/// the transaction holds the write lock). An order has at most
+/// `inventory::MAX_ITEMS` lines, well under the databases' parameter limits.
+pub async fn insert_all(
     conn: &mut AnyConnection,
     order: OrderId,
-    line: &ReservedLine,
+    lines: &[ReservedLine],
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
         "INSERT INTO reservations
             (order_id, product_id, quantity, unit_price_cents, category, name)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(order.to_string())
-    .bind(line.product_id.to_string())
-    .bind(i64::from(line.quantity))
-    .bind(line.unit_price_cents)
-    .bind(line.category.as_str())
-    .bind(line.name.as_str())
-    .execute(traced(conn))
-    .await?;
+         VALUES {}",
+        values_placeholders(lines.len(), 6)
+    );
+    // Placeholders only: the text depends on the line count alone.
+    let mut insert = sqlx::query(AssertSqlSafe(sql));
+    for line in lines {
+        insert = insert
+            .bind(order.to_string())
+            .bind(line.product_id.to_string())
+            .bind(i64::from(line.quantity))
+            .bind(line.unit_price_cents)
+            .bind(line.category.as_str())
+            .bind(line.name.as_str());
+    }
+    insert.execute(traced(conn)).await?;
     Ok(())
 }
 
