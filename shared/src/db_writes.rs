@@ -27,15 +27,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// A service's queue of writers; cheap to clone, clones share the queue.
 #[derive(Debug, Clone)]
 pub struct WriteGate {
-    kind: DatabaseKind,
-    /// `None` on Postgres: no queue.
+    /// `Some` on SQLite; `None` on Postgres: no queue.
     queue: Option<Arc<Mutex<()>>>,
 }
 
 impl WriteGate {
     pub fn new(kind: DatabaseKind) -> Self {
         let queue = (kind == DatabaseKind::Sqlite).then(Arc::default);
-        Self { kind, queue }
+        Self { queue }
     }
 
     /// Runs `write` (a statement outside a transaction) in turn.
@@ -65,9 +64,9 @@ impl WriteGate {
     /// it goes.
     pub async fn begin(&self, pool: &AnyPool) -> sqlx::Result<WriteTransaction> {
         let turn = self.turn().await;
-        let transaction = match self.kind {
-            DatabaseKind::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-            DatabaseKind::Postgres => pool.begin().await?,
+        let transaction = match self.queue {
+            Some(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
+            None => pool.begin().await?,
         };
         Ok(WriteTransaction {
             transaction: Some(transaction),

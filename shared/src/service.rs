@@ -8,7 +8,7 @@
 
 use crate::auth::TokenKey;
 use crate::behaviour::BehaviourPublisher;
-use crate::db::{self, DatabaseKind, DatabaseSettings};
+use crate::db::{self, DatabaseSettings};
 use crate::db_writes::WriteGate;
 use crate::http::{
     JsonLimit, ReadinessCheck, healthz, no_route, readiness_response, trace_requests,
@@ -137,7 +137,6 @@ pub struct ServiceCore {
     pub client: async_nats::Client,
     pub publisher: EventPublisher,
     pub pool: sqlx::AnyPool,
-    pub db_kind: DatabaseKind,
     /// Every write to `pool` goes through it (see `db_writes`).
     pub writes: WriteGate,
     pub behaviour: BehaviourPublisher,
@@ -185,7 +184,6 @@ impl ServiceCore {
             client,
             publisher,
             pool,
-            db_kind: settings.database.kind,
             writes,
             behaviour,
             outbox_wake,
