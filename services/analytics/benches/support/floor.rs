@@ -300,10 +300,10 @@ impl<'a> Floor<'a> {
         let ring = &mut self.history[event.user as usize * history..][..history];
         user.history_head = (user.history_head + 1) % history as u32;
         ring[user.history_head as usize] = (touch.product, touch.kind, event.at_ms);
-        if touch.kind == InteractionKind::Purchase {
-            if let Err(at) = user.purchased.binary_search(&touch.product) {
-                user.purchased.insert(at, touch.product);
-            }
+        if touch.kind == InteractionKind::Purchase
+            && let Err(at) = user.purchased.binary_search(&touch.product)
+        {
+            user.purchased.insert(at, touch.product);
         }
         let half_life_ms = self.config.affinity_half_life.as_millis() as f64;
         let at = match user
