@@ -11,7 +11,9 @@
 //! as a ratio to raw async-nats publish + consume + ack of the same
 //! messages), `latency` (publish -> visible in a query, at a fixed rate),
 //! `memory` (resident bytes per user and per interaction), `raw-layouts` (raw
-//! publish + consume with four stream and consumer layouts; only when named).
+//! publish + consume with four stream and consumer layouts; only when named),
+//! `apply-small` (`apply` with 1 000 users and 1 000 products, a state that
+//! fits in the caches; only when named).
 //! `apply` also measures the floor under it (`support/floor.rs`): the same
 //! aggregates, and co-occurrence alone, in the leanest plain code.
 
@@ -152,8 +154,10 @@ fn deliveries(events: Vec<Event>) -> Vec<Vec<Delivery>> {
     by_partition
 }
 
-fn bench_apply(n: usize) {
-    let mut generator = Generator::new(100_000, 10_000);
+/// `apply` and its floor over `n` events of `users` and `products`.
+fn bench_apply(users: usize, products: usize, n: usize) {
+    println!("apply: {users} users, {products} products");
+    let mut generator = Generator::new(users, products);
     let events: Vec<Event> = (0..n).map(|_| generator.event()).collect();
     for (label, config) in [
         ("default settings", AggregateSettings::default()),
@@ -1089,7 +1093,12 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     if run("apply") {
-        bench_apply(1_000_000);
+        bench_apply(100_000, 10_000, 1_000_000);
+    }
+    // A state that fits in the caches: every user's window full, every
+    // product's list at its bound.
+    if filter.as_deref() == Some("apply-small") {
+        bench_apply(1_000, 1_000, 1_000_000);
     }
     match filter.as_deref() {
         Some("memory-100k-users") => return bench_memory_of(100_000, 1_000_000),
