@@ -29,14 +29,17 @@ async fn an_existing_bucket_is_raised_to_the_replicas_asked_and_never_lowered() 
         .collect();
     let client = async_nats::connect(servers.as_slice()).await.unwrap();
     let js = jetstream::new(client);
-    // The nodes are up; JetStream needs its meta leader first.
+    // The nodes are up; JetStream needs its meta leader first, and every
+    // node's peer known to it before it can place three copies (a busy
+    // machine once raised the bucket before: "no suitable peers").
     eventually(
         Duration::from_secs(60),
-        "the cluster's JetStream creates a one-copy bucket",
+        "the cluster's JetStream places a three-copy stream",
         async || {
-            js.create_object_store(object_store::Config {
-                bucket: "snapshots".into(),
-                num_replicas: 1,
+            js.create_stream(jetstream::stream::Config {
+                name: "PLACEMENT_PROBE".into(),
+                subjects: vec!["placement.probe".into()],
+                num_replicas: 3,
                 ..Default::default()
             })
             .await
@@ -44,6 +47,14 @@ async fn an_existing_bucket_is_raised_to_the_replicas_asked_and_never_lowered() 
         },
     )
     .await;
+    js.delete_stream("PLACEMENT_PROBE").await.unwrap();
+    js.create_object_store(object_store::Config {
+        bucket: "snapshots".into(),
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert_eq!(replicas(&js, "snapshots").await, 1);
 
     SnapshotStore::open_replicated(&js, "snapshots", 3)
