@@ -40,6 +40,20 @@ impl InteractionKind {
             InteractionKind::Rating { .. } => 3,
         }
     }
+
+    /// Counts one touch of this kind (`quantity` units) into a product's
+    /// counters.
+    pub fn count(self, counters: &mut Counters, quantity: u64) {
+        match self {
+            InteractionKind::View => counters.views += 1,
+            InteractionKind::Cart => counters.cart_adds += quantity,
+            InteractionKind::Purchase => counters.purchases += quantity,
+            InteractionKind::Rating { stars } => {
+                counters.rating_count += 1;
+                counters.rating_sum += u64::from(stars);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,14 +292,8 @@ impl PartitionState {
     fn count_product(&mut self, touch: &Touch<'_>, at_ms: i64) {
         let kind = touch.kind;
         let quantity = touch.quantity;
-        self.record_product(touch.product_id, touch.category, at_ms, |c| match kind {
-            InteractionKind::View => c.views += 1,
-            InteractionKind::Cart => c.cart_adds += quantity,
-            InteractionKind::Purchase => c.purchases += quantity,
-            InteractionKind::Rating { stars } => {
-                c.rating_count += 1;
-                c.rating_sum += u64::from(stars);
-            }
+        self.record_product(touch.product_id, touch.category, at_ms, |c| {
+            kind.count(c, quantity)
         });
     }
 

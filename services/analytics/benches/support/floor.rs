@@ -280,15 +280,7 @@ impl<'a> Floor<'a> {
     fn aggregate(&mut self, event: &UserEvent, touch: &Touch) {
         let weight = touch.kind.weight();
         let quantity = touch.quantity;
-        let update = |c: &mut Counters| match touch.kind {
-            InteractionKind::View => c.views += 1,
-            InteractionKind::Cart => c.cart_adds += quantity,
-            InteractionKind::Purchase => c.purchases += quantity,
-            InteractionKind::Rating { stars } => {
-                c.rating_count += 1;
-                c.rating_sum += u64::from(stars);
-            }
-        };
+        let update = |c: &mut Counters| touch.kind.count(c, quantity);
         let product = &mut self.products[touch.product as usize];
         update(&mut product.all_time);
         for kind in WindowKind::ALL {
